@@ -1,0 +1,111 @@
+"""Build the hand-written concept datasets in data/concepts/ from their sources.
+
+    .venv/bin/python scripts/make_concepts.py            # toxicity and shakespeare
+    .venv/bin/python scripts/make_concepts.py toxicity   # just one
+
+Sources are plain text files in data/concepts/source/, one pair per line:
+``[style] first side => second side`` (toxicity) or ``early-modern line => modern paraphrase``
+(shakespeare), grouped under ``## topic`` headings. This script parses them, drops any pair
+that would repeat a text already seen (so every text is unique), and assigns whole pairs
+to train or test (about 70/30, stratified by topic, seeded) so that no pair crosses the
+split. The PII dataset has its own generator, scripts/make_pii.py.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONCEPTS = ROOT / "data" / "concepts"
+SEED = 0
+TEST_FRACTION = 0.3
+LINE = re.compile(r"^(?:\[(?P<style>[a-z]+)\]\s*)?(?P<a>.+?)\s+=>\s+(?P<b>.+)$")
+
+
+def parse_pairs(path: Path) -> list[dict]:
+    """Parse a source file into dicts with topic, style, first (label 1) and second (label 0) text."""
+    pairs, topic = [], None
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or (line.startswith("#") and not line.startswith("##")):
+            continue
+        if line.startswith("##"):
+            topic = line[2:].strip()
+            continue
+        m = LINE.match(line)
+        if m is None or topic is None:
+            raise ValueError(f"{path.name}:{lineno}: cannot parse {raw!r}")
+        pairs.append({"topic": topic, "style": m["style"], "a": m["a"].strip(), "b": m["b"].strip()})
+    return pairs
+
+
+def dedupe(pairs: list[dict]) -> list[dict]:
+    """Keep the first pair that uses a text; drop later pairs that would repeat one (either side)."""
+    seen, kept = set(), []
+    for p in pairs:
+        keys = (p["a"].casefold(), p["b"].casefold())
+        if keys[0] == keys[1] or keys[0] in seen or keys[1] in seen:
+            print(f"  dropped duplicate pair: {p['a']!r} / {p['b']!r}")
+            continue
+        seen.update(keys)
+        kept.append(p)
+    return kept
+
+
+def assign_splits(pairs: list[dict], seed: int = SEED) -> None:
+    """Give each pair a split, ~TEST_FRACTION of every topic's pairs going to test."""
+    rng = random.Random(seed)
+    by_topic: dict[str, list[dict]] = {}
+    for p in pairs:
+        by_topic.setdefault(p["topic"], []).append(p)
+    for topic in sorted(by_topic):
+        group = by_topic[topic]
+        order = list(range(len(group)))
+        rng.shuffle(order)
+        n_test = round(TEST_FRACTION * len(group))
+        for rank, i in enumerate(order):
+            group[i]["split"] = "test" if rank < n_test else "train"
+
+
+def write_jsonl(rows: list[dict], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def build_toxicity() -> None:
+    pairs = dedupe(parse_pairs(CONCEPTS / "source" / "toxicity_pairs.txt"))
+    assign_splits(pairs)
+    rows = []
+    for pid, p in enumerate(pairs):
+        common = {"split": p["split"], "pair_id": pid, "topic": p["topic"]}
+        rows.append({"text": p["a"], "label": 1, **common, "style": p["style"]})
+        rows.append({"text": p["b"], "label": 0, **common, "style": "civil"})
+    write_jsonl(rows, CONCEPTS / "toxicity.jsonl")
+    print(f"toxicity: {len(pairs)} pairs, {len(rows)} texts")
+
+
+def build_shakespeare() -> None:
+    pairs = dedupe(parse_pairs(CONCEPTS / "source" / "shakespeare_pairs.txt"))
+    assign_splits(pairs)
+    rows = []
+    for pid, p in enumerate(pairs):
+        common = {"split": p["split"], "pair_id": pid, "topic": p["topic"],
+                  "source": p["style"] or "original"}
+        rows.append({"text": p["a"], "label": 1, "register": "early_modern", **common})
+        rows.append({"text": p["b"], "label": 0, "register": "modern", **common})
+    write_jsonl(rows, CONCEPTS / "shakespeare.jsonl")
+    print(f"shakespeare: {len(pairs)} pairs, {len(rows)} texts")
+
+
+BUILDERS = {"toxicity": build_toxicity, "shakespeare": build_shakespeare}
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or list(BUILDERS)
+    for name in names:
+        if name not in BUILDERS:
+            raise SystemExit(f"unknown dataset {name!r}; valid: {sorted(BUILDERS)}")
+        BUILDERS[name]()
