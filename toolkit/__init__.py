@@ -1,0 +1,21 @@
+"""toolkit: the reusable parts of the interpretability and steering curriculum.
+
+A few verbs that compose (see ``../shared/DESIGN.md`` for the full public API)::
+
+    import toolkit as tk
+    model = tk.load_model()                                  # embedded SmolLM2-135M-Instruct, offline
+    acts = tk.get_activations(model, texts, layer=10)        # [n_tokens, d_model]
+    outs = tk.generate(model, prompts, edits=[tk.Edit(10, lambda h: h + v)])
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import config
+from .config import FAST, pick, seed_everything
+from .models import DEFAULT_ENCODER, DEFAULT_MODEL, Model, load_encoder, load_model
+from .provenance import provenance, save_results
+from .tracing import Edit, format_prompt, generate, get_activations, logits, token_losses
+
+# Topic modules register their public names below (one import line each).
+from .data import PII_TYPES, load_concepts, pii_token_labels

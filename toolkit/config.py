@@ -1,0 +1,156 @@
+"""Run-time settings, all read from environment variables.
+
+Notebooks never hard-code a model, a device or a workload size: they ask this module, so the
+same notebook runs as a 2-minute CPU test (``TOOLKIT_FAST=1``) or as a full GPU run.
+
+=====================  =========================================================  ==============
+variable               meaning                                                    default
+=====================  =========================================================  ==============
+``TOOLKIT_FAST``       ``1`` shrinks workloads (the test suite sets it)            ``0``
+``TOOLKIT_MODEL``      Hugging Face id or local path for ``load_model()``          embedded SmolLM2
+``TOOLKIT_REMOTE``     ``1`` runs ``load_model()`` on NDIF                         ``0``
+``TOOLKIT_DEVICE``     ``cpu``, ``cuda``, ``cuda:1``, ``mps``                      cuda if present
+``TOOLKIT_DTYPE``      ``float32``, ``bfloat16``, ``float16``                      fp32 on CPU, bf16 on GPU
+``TOOLKIT_CACHE``      folder for converted models and cached activations         ~/.cache/toolkit
+``TOOLKIT_SEED``       the seed ``seed_everything()`` uses                         ``0``
+``TOOLKIT_RESULTS``    where notebooks write their metrics JSON                    ``build/results``
+=====================  =========================================================  ==============
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ValueError(f"{name}={raw!r} is not a boolean; use one of {sorted(_TRUE | _FALSE - {''})}")
+
+
+def fast() -> bool:
+    """True when ``TOOLKIT_FAST`` asks for small workloads (tests, quick previews)."""
+    return _flag("TOOLKIT_FAST")
+
+
+#: Snapshot of :func:`fast` at import time, for notebooks (``tk.FAST``).
+FAST: bool = fast()
+
+
+def pick(*, fast: T, full: T) -> T:  # noqa: A002 - reads well at call sites
+    """Choose a workload size: ``tk.pick(fast=200, full=5000)``."""
+    return fast if globals()["fast"]() else full
+
+
+def remote() -> bool:
+    """True when ``TOOLKIT_REMOTE`` asks for NDIF execution."""
+    return _flag("TOOLKIT_REMOTE")
+
+
+def model_name() -> str | None:
+    """The model requested through ``TOOLKIT_MODEL``, or None for the embedded default."""
+    value = os.environ.get("TOOLKIT_MODEL", "").strip()
+    return value or None
+
+
+def device() -> str:
+    """The torch device: ``TOOLKIT_DEVICE`` or the first GPU, else the CPU."""
+    requested = os.environ.get("TOOLKIT_DEVICE", "").strip()
+    if not requested:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind = requested.split(":")[0]
+    valid = ("cpu", "cuda", "mps")
+    if kind not in valid:
+        raise ValueError(f"TOOLKIT_DEVICE={requested!r} is not a device; use one of {valid} (e.g. 'cuda:0')")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"TOOLKIT_DEVICE={requested!r} but torch sees no CUDA GPU; unset it or use 'cpu'")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"TOOLKIT_DEVICE={requested!r} but MPS is not available; unset it or use 'cpu'")
+    return requested
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def dtype(for_device: str | None = None) -> torch.dtype:
+    """Model dtype: ``TOOLKIT_DTYPE``, else float32 on CPU (bf16 matmuls are slow there) and bf16 on GPU."""
+    requested = os.environ.get("TOOLKIT_DTYPE", "").strip()
+    if requested:
+        if requested not in _DTYPES:
+            raise ValueError(f"TOOLKIT_DTYPE={requested!r} is not supported; use one of {sorted(_DTYPES)}")
+        return _DTYPES[requested]
+    dev = for_device or device()
+    return torch.float32 if dev == "cpu" else torch.bfloat16
+
+
+def cache_dir() -> Path:
+    """Folder for converted models and cached activations (created on demand)."""
+    raw = os.environ.get("TOOLKIT_CACHE", "").strip()
+    if raw:
+        path = Path(raw).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME", "").strip() or "~/.cache"
+        path = Path(base).expanduser() / "toolkit"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def results_dir() -> Path:
+    """Where notebooks write ``<notebook>.json`` metrics (``TOOLKIT_RESULTS``, default ``build/results``)."""
+    raw = os.environ.get("TOOLKIT_RESULTS", "").strip()
+    path = Path(raw).expanduser() if raw else repo_root() / "build" / "results"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def repo_root() -> Path:
+    """The checkout this package lives in (notebooks run with ``notebooks/`` as cwd)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """The project's ``data/`` folder."""
+    return repo_root() / "data"
+
+
+def seed() -> int:
+    """The seed from ``TOOLKIT_SEED`` (default 0)."""
+    raw = os.environ.get("TOOLKIT_SEED", "0").strip() or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"TOOLKIT_SEED={raw!r} is not an integer") from None
+
+
+_LAST_SEED: int | None = None
+
+
+def seed_everything(value: int | None = None) -> int:
+    """Seed python, numpy and torch (CPU and CUDA) so reruns give the same numbers; returns the seed."""
+    global _LAST_SEED
+    s = seed() if value is None else int(value)
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(s)
+    _LAST_SEED = s
+    return s
+
+
+def last_seed() -> int | None:
+    """The seed most recently passed to :func:`seed_everything` (recorded in provenance)."""
+    return _LAST_SEED

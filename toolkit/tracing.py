@@ -1,0 +1,303 @@
+"""Reading and editing a model's residual stream: the toolkit's few verbs.
+
+``get_activations`` reads, ``generate`` / ``token_losses`` / ``logits`` run the model, and an
+:class:`Edit` (a layer, a site and a function of the activation) composes with all three, which
+is how patching, steering, ablation and SAE splicing are all expressed. Every call goes through
+nnsight, so the same code runs locally or on NDIF (``model.remote``).
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .models import SITES, Model
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace a site's activation by ``fn(activation)`` during a run.
+
+    ``site="resid"`` edits the residual stream after block ``layer`` (shape ``[batch, pos, d_model]``);
+    ``site="mlp"`` edits that block's MLP output. During generation the function is applied at every
+    decoding step (on the new position only, since earlier ones are cached).
+    """
+
+    layer: int
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    site: str = "resid"
+
+    def __post_init__(self) -> None:
+        if self.site not in SITES:
+            raise ValueError(f"Edit site {self.site!r} is not supported; use one of {SITES}")
+        if not callable(self.fn):
+            raise TypeError(f"Edit fn must be callable, got {type(self.fn).__name__}")
+
+
+def _check_texts(texts: Sequence[str] | str, what: str = "texts") -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        raise ValueError(f"{what} is empty: pass at least one string")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"{what} must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        raise ValueError(f"{what}[{empty[0]}] is an empty string; every text needs at least one token")
+    return texts
+
+
+def _check_edits(model: Model, edits: Sequence[Edit] | Edit | None) -> list[Edit]:
+    if edits is None:
+        return []
+    if isinstance(edits, Edit):
+        edits = [edits]
+    out = []
+    for e in edits:
+        if not isinstance(e, Edit):
+            raise TypeError(f"edits must be tk.Edit objects, got {type(e).__name__}")
+        out.append(Edit(model.check_layer(e.layer), e.fn, e.site))
+    # nnsight serves module outputs in execution order: earlier blocks first, and a block's MLP
+    # runs before the block returns.
+    return sorted(out, key=lambda e: (e.layer, SITES.index(e.site) == 0))
+
+
+def _output_tensor(value: Any) -> torch.Tensor:
+    return value[0] if isinstance(value, tuple) else value
+
+
+def _apply_edits(model: Model, edits: list[Edit]) -> None:
+    """Inside a trace: replace each edited site's output by ``fn(output)``."""
+    for e in edits:
+        envoy = model.site(e.layer, e.site)
+        value = envoy.output
+        if isinstance(value, tuple):  # older block implementations return (hidden, *extras)
+            envoy.output = (e.fn(value[0]), *value[1:])
+        else:
+            envoy.output = e.fn(value)
+
+
+def _tokenize(model: Model, texts: list[str], padding_side: str) -> dict[str, torch.Tensor]:
+    tok = model.tokenizer
+    old = tok.padding_side
+    tok.padding_side = padding_side
+    try:
+        enc = tok(texts, return_tensors="pt", padding=True, truncation=False)
+    finally:
+        tok.padding_side = old
+    lengths = enc["attention_mask"].sum(1)
+    too_long = (lengths > model.max_length).nonzero().flatten().tolist()
+    if too_long:
+        i = too_long[0]
+        raise ValueError(
+            f"text {i} has {int(lengths[i])} tokens, more than {model.name}'s context of {model.max_length}; "
+            "split it into shorter texts (nothing is truncated silently)"
+        )
+    if model.device not in ("remote",):
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+    return dict(enc)
+
+
+def _batches(n: int, batch_size: int, order: np.ndarray) -> list[np.ndarray]:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _length_order(model: Model, texts: list[str]) -> np.ndarray:
+    # Batching texts of similar length wastes less compute on padding; results are put back in order.
+    lengths = [len(ids) for ids in model.tokenizer(texts).input_ids]
+    return np.argsort(lengths, kind="stable")
+
+
+def _token_mask(model: Model, enc: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Real tokens of right-padded batches, without the BOS token the tokenizer prepends."""
+    mask = enc["attention_mask"].bool().clone()
+    if model.adds_bos:
+        mask[:, 0] &= enc["input_ids"][:, 0] != model.bos_token_id
+    return mask
+
+
+REDUCTIONS = (None, "mean", "last")
+
+
+def get_activations(model: Model, texts: Sequence[str] | str, layer: int, *, reduce: str | None = None,
+                    batch_size: int = 16, return_index: bool = False, progress: bool | None = None):
+    """Residual-stream activations after block ``layer``.
+
+    Args:
+        texts: strings (a single string is treated as one text).
+        reduce: ``None`` gives one row per token, ``[n_tokens, d_model]``, padding and BOS removed;
+            ``"mean"`` averages each text's tokens and ``"last"`` takes its last token, ``[n_texts, d_model]``.
+        return_index: with ``reduce=None`` also return a DataFrame mapping each row to
+            ``text_id``, ``position`` (in the tokenized text), ``token_id`` and ``token``.
+        progress: tqdm bar; default shows one when there is more than one batch.
+
+    Returns a float32 CPU tensor (and the index DataFrame if asked).
+    """
+    texts = _check_texts(texts)
+    layer = model.check_layer(layer)
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce={reduce!r} is not valid; use one of {REDUCTIONS}")
+    if return_index and reduce is not None:
+        raise ValueError("return_index=True needs reduce=None (the index maps token rows to texts)")
+    order = _length_order(model, texts)
+    batches = _batches(len(texts), batch_size, order)
+    show = progress if progress is not None else len(batches) > 1
+    per_text: list[torch.Tensor | None] = [None] * len(texts)
+    positions: list[np.ndarray | None] = [None] * len(texts)
+    token_ids: list[np.ndarray | None] = [None] * len(texts)
+    for idx in tqdm(batches, desc=f"activations @ layer {layer}", disable=not show, leave=False):
+        enc = _tokenize(model, [texts[i] for i in idx], padding_side="right")
+        with torch.no_grad(), model.nn.trace(enc, remote=model.remote) as tracer:
+            hidden = _output_tensor(model.block(layer).output).save()
+            tracer.stop()  # nothing after this block is needed: skip the rest of the forward pass
+        hidden = hidden.detach().float().cpu()
+        mask = _token_mask(model, enc).cpu()
+        ids = enc["input_ids"].cpu()
+        for row, i in enumerate(idx):
+            keep = mask[row]
+            if not keep.any():
+                raise ValueError(f"texts[{i}] = {texts[i]!r} has no tokens besides BOS")
+            per_text[i] = hidden[row][keep]
+            positions[i] = keep.nonzero().flatten().numpy()
+            token_ids[i] = ids[row][keep].numpy()
+    if reduce == "mean":
+        return torch.stack([h.mean(0) for h in per_text])
+    if reduce == "last":
+        return torch.stack([h[-1] for h in per_text])
+    acts = torch.cat(per_text)
+    if not return_index:
+        return acts
+    text_id = np.concatenate([np.full(len(p), i) for i, p in enumerate(positions)])
+    tok_ids = np.concatenate(token_ids)
+    index = pd.DataFrame({
+        "text_id": text_id,
+        "position": np.concatenate(positions),
+        "token_id": tok_ids,
+        "token": model.tokenizer.convert_ids_to_tokens(tok_ids.tolist()),
+    })
+    return acts, index
+
+
+def format_prompt(model: Model, prompt: str, *, chat: bool | None = None, system: str | None = None) -> str:
+    """The text the model actually sees: the chat template for instruct models, else the prompt."""
+    use_chat = model.is_chat if chat is None else chat
+    if not use_chat:
+        return prompt
+    if not model.is_chat:
+        raise ValueError(f"chat=True but {model.name}'s tokenizer has no chat template; use chat=False")
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    return model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def generate(model: Model, prompts: Sequence[str] | str, max_new_tokens: int = 32, *,
+             edits: Sequence[Edit] | Edit | None = None, do_sample: bool = False, temperature: float = 1.0,
+             top_p: float | None = None, chat: bool | None = None, system: str | None = None,
+             batch_size: int = 8, random_state: int | None = 0, progress: bool | None = None) -> list[str]:
+    """Generate a completion for each prompt; returns the new text only.
+
+    Greedy by default. Instruct models get their chat template (``chat=False`` turns it off).
+    ``edits`` are applied at every decoding step, which is how steering works.
+    """
+    prompts = _check_texts(prompts, "prompts")
+    edits = _check_edits(model, edits)
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    texts = [format_prompt(model, p, chat=chat, system=system) for p in prompts]
+    gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
+                                  "pad_token_id": model.tokenizer.pad_token_id}
+    if do_sample:
+        gen_kwargs["temperature"] = temperature
+        if top_p is not None:
+            gen_kwargs["top_p"] = top_p
+    else:  # silence transformers' warnings about sampling settings in the checkpoint's config
+        gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+    if random_state is not None and do_sample:
+        torch.manual_seed(random_state)
+    order = _length_order(model, texts)
+    batches = _batches(len(texts), batch_size, order)
+    show = progress if progress is not None else len(batches) > 1
+    outputs: list[str | None] = [None] * len(texts)
+    for idx in tqdm(batches, desc="generate", disable=not show, leave=False):
+        enc = _tokenize(model, [texts[i] for i in idx], padding_side="left")
+        if model.adds_bos and not model.is_chat:
+            pass  # the tokenizer already prepended BOS
+        with warnings.catch_warnings():
+            # An open-ended `tracer.iter[:]` ends on a step the run never makes; nnsight warns by design.
+            warnings.filterwarnings("ignore", message=".*was never reached.*")
+            with torch.no_grad(), model.nn.generate(remote=model.remote, **gen_kwargs) as tracer:
+                with tracer.invoke(enc):
+                    if edits:
+                        for _ in tracer.iter[:]:
+                            _apply_edits(model, edits)
+                with tracer.invoke():
+                    ids = tracer.result.save()
+        new = ids[:, enc["input_ids"].shape[1]:].cpu()
+        decoded = model.tokenizer.batch_decode(new, skip_special_tokens=True)
+        for row, i in enumerate(idx):
+            outputs[i] = decoded[row]
+    return outputs  # type: ignore[return-value]
+
+
+def _forward_logits(model: Model, enc: dict[str, torch.Tensor], edits: list[Edit]) -> torch.Tensor:
+    with torch.no_grad(), model.nn.trace(enc, remote=model.remote):
+        _apply_edits(model, edits)
+        logits = _output_tensor(model.lm_head.output).save()
+    return logits.detach().float().cpu()
+
+
+def token_losses(model: Model, texts: Sequence[str] | str, *, edits: Sequence[Edit] | Edit | None = None,
+                 batch_size: int = 16, per_token: bool = False, progress: bool | None = None):
+    """Next-token cross-entropy of each text under the model (with optional edits).
+
+    Returns a float tensor ``[n_texts]`` of mean loss per text, or with ``per_token=True`` a list of
+    per-token loss tensors. ``exp`` of the mean is the text's perplexity.
+    """
+    texts = _check_texts(texts)
+    edits = _check_edits(model, edits)
+    order = _length_order(model, texts)
+    batches = _batches(len(texts), batch_size, order)
+    show = progress if progress is not None else len(batches) > 1
+    results: list[torch.Tensor | None] = [None] * len(texts)
+    for idx in tqdm(batches, desc="losses", disable=not show, leave=False):
+        enc = _tokenize(model, [texts[i] for i in idx], padding_side="right")
+        logits = _forward_logits(model, enc, edits)
+        ids = enc["input_ids"].cpu()
+        mask = enc["attention_mask"].cpu().bool()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        nll = -logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
+        target_ok = mask[:, 1:]
+        for row, i in enumerate(idx):
+            values = nll[row][target_ok[row]]
+            if values.numel() == 0:
+                raise ValueError(f"texts[{i}] = {texts[i]!r} has a single token; a loss needs at least two")
+            results[i] = values
+    if per_token:
+        return results
+    return torch.stack([r.mean() for r in results])
+
+
+def logits(model: Model, texts: Sequence[str] | str, *, edits: Sequence[Edit] | Edit | None = None,
+           batch_size: int = 16, chat: bool = False) -> torch.Tensor:
+    """Next-token logits at each text's last position, ``[n_texts, vocab]`` (float32, CPU)."""
+    texts = _check_texts(texts)
+    edits = _check_edits(model, edits)
+    texts = [format_prompt(model, t, chat=chat) for t in texts] if chat else texts
+    order = _length_order(model, texts)
+    out: list[torch.Tensor | None] = [None] * len(texts)
+    for idx in _batches(len(texts), batch_size, order):
+        enc = _tokenize(model, [texts[i] for i in idx], padding_side="right")
+        full = _forward_logits(model, enc, edits)
+        last = enc["attention_mask"].cpu().sum(1) - 1
+        for row, i in enumerate(idx):
+            out[i] = full[row, last[row]]
+    return torch.stack(out)
