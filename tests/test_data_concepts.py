@@ -8,7 +8,7 @@ import pytest
 
 from toolkit.data import CONCEPT_GROUPS, load_concepts
 
-NAMES = ["toxicity"]
+NAMES = ["toxicity", "shakespeare"]
 PAIRED = [n for n in NAMES if CONCEPT_GROUPS[n] == "pair_id"]
 
 
@@ -110,3 +110,25 @@ def test_toxicity_never_names_a_protected_group(toxicity):
     toxic = toxicity[toxicity.label == 1].text
     hits = [t for t in toxic if re.search(GROUP_WORDS, t, flags=re.IGNORECASE)]
     assert not hits, hits[:5]
+
+
+# --- shakespeare --------------------------------------------------------------------------------
+
+ARCHAIC = re.compile(
+    r"(?<![\w'])(?:thou|thee|thy|thine|hath|doth|dost|hast|'tis|ere|prithee|methinks|wherefore|shalt|"
+    r"wilt|canst|sirrah|fie|nay|yon|yonder|o'er|e'er|ne'er|saith|whither|hie|anon|morrow|tarry|"
+    r"hither|thither|forsooth|sayest|art)(?![\w'])", flags=re.IGNORECASE)
+
+
+def test_shakespeare_modern_side_has_no_archaic_words_and_lengths_match():
+    df = load_concepts("shakespeare").to_pandas()
+    archaic = df.text.map(lambda t: ARCHAIC.search(t) is not None)
+    # Modern paraphrases must be plainly modern; on the early-modern side many lines carry the
+    # style through syntax alone ("speak not", "did walk"), so only a part has the marker words.
+    assert not archaic[df.label == 0].any(), df.text[(df.label == 0) & archaic].tolist()[:5]
+    assert archaic[df.label == 1].mean() > 0.35
+    length = df.text.str.len().groupby(df.label).mean()
+    assert abs(length[1] - length[0]) / length[0] < 0.10, length.to_dict()
+    assert set(df.register) == {"early_modern", "modern"}
+    assert set(df.source) == {"original", "quote"}
+    assert df.topic.nunique() >= 15
