@@ -18,4 +18,5 @@ from .provenance import provenance, save_results
 from .tracing import Edit, format_prompt, generate, get_activations, logits, token_losses
 
 # Topic modules register their public names below (one import line each).
+from .setup_check import check_setup
 from .data import PII_TYPES, load_concepts, pii_token_labels
