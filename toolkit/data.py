@@ -38,7 +38,8 @@ def load_concepts(name: str, split: str | None = None) -> datasets.Dataset:
     - ``"shakespeare"``: early-modern English (1) vs a modern paraphrase (0);
       extra columns ``pair_id``, ``topic``, ``register``, ``source``.
     - ``"pii"``: synthetic sentences with (1) or without (0) personal data; ``spans`` is a list
-      of ``{"start", "end", "type"}`` character offsets, plus ``template_id``.
+      of ``{"start", "end", "type", "value"}`` (character offsets, one of ``PII_TYPES``, and
+      ``text[start:end]``), plus ``template_id``. Use ``pii_token_labels`` for token labels.
 
     ``split=None`` returns all rows (filter on the ``split`` column yourself);
     ``split="train"`` or ``"test"`` returns only that split.
@@ -63,7 +64,7 @@ def _features(name: str, rows: list[dict]) -> datasets.Features:
     string, int64 = datasets.Value("string"), datasets.Value("int64")
     feats: dict[str, Any] = {"text": string, "label": int64, "split": string}
     if name == "pii":
-        span = {"start": int64, "end": int64, "type": string}
+        span = {"start": int64, "end": int64, "type": string, "value": string}
         feats["spans"] = datasets.List(span)
     for key, value in (rows[0] if rows else {}).items():
         feats.setdefault(key, int64 if isinstance(value, int) else string)
