@@ -20,3 +20,4 @@ from .tracing import Edit, format_prompt, generate, get_activations, logits, tok
 # Topic modules register their public names below (one import line each).
 from .setup_check import check_setup
 from .data import PII_TYPES, load_concepts, pii_token_labels
+from .fms import FMSResult, fms, fms_report
