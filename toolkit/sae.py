@@ -1,0 +1,950 @@
+"""Sparse autoencoders (SAEs) in plain, readable torch.
+
+An SAE rewrites an activation vector ``x`` (``d_in`` numbers) as a sparse, non-negative code ``f``
+(``n_latents`` numbers, most of them zero) and reconstructs ``x_hat = f @ W_dec + b_dec``. Each row of
+``W_dec`` is a *feature direction*; the hope is that each one means one thing.
+
+- :class:`SparseAutoencoder` is the small base every SAE here shares: the encoder and decoder weights,
+  input scaling, dead-latent bookkeeping, ``loss(x, labels=None) -> (loss, info)``, save/load and the
+  SAELens export. A new SAE kind overrides ``encode`` (and usually ``loss``) and nothing else.
+- :class:`ReluSAE`: ReLU code with an L1 penalty and unit-norm decoder rows (Anthropic, "Towards
+  Monosemanticity", 2023).
+- :class:`TopKSAE`: keep the k largest pre-activations (Gao et al., "Scaling and evaluating sparse
+  autoencoders", 2024), with the AuxK loss that revives dead latents.
+- :func:`train_sae` trains any of them (Adam, tqdm bar with live loss/L0/dead fraction, history
+  DataFrame); ``labels`` are passed through to ``sae.loss`` for supervised SAEs.
+- Metrics: :func:`fvu`, :func:`sae_metrics` (L0, MSE, FVU, dead fraction) and
+  :func:`ce_loss_recovered` (splice the reconstruction into the model through :class:`toolkit.Edit`).
+
+Conventions: ``W_enc`` is ``[d_in, n_latents]``, ``W_dec`` is ``[n_latents, d_in]`` (the same layout as
+SAELens). Inputs are divided by a scalar ``scale`` fitted once from the training data so that
+``E||x/scale||^2 = d_in``: this makes one L1 coefficient or learning rate work for every layer and
+model. ``decode`` multiplies it back, so callers always see raw activations.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+__all__ = [
+    "SparseAutoencoder",
+    "ReluSAE",
+    "TopKSAE",
+    "train_sae",
+    "fvu",
+    "sae_metrics",
+    "ce_loss_recovered",
+    "export_saelens",
+    "load_saelens",
+]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "sae.safetensors"
+FORMAT_VERSION = 1
+
+
+def _as_tensor(x: Any, name: str = "acts") -> torch.Tensor:
+    """Accept a torch tensor or numpy array of shape [n, d]; return float32 torch."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array of shape [n, d], got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must have shape [n, d]; got shape {tuple(x.shape)}")
+    return x.float()
+
+
+class SparseAutoencoder(nn.Module):
+    """Base class: encoder/decoder weights, scaling, dead-latent stats, loss, save/load.
+
+    Subclasses implement :meth:`encode` (pre-activations -> sparse code) and may override
+    :meth:`loss` (return ``(loss, info)``; ``info`` holds python floats for logging plus, optionally,
+    tensors) and :meth:`config` (extra constructor arguments, so save/load can rebuild them).
+
+    Args:
+        d_in: width of the activations (``model.d_model`` for the residual stream).
+        n_latents: dictionary size.
+        dead_tokens: a latent that has not fired on any of the last ``dead_tokens`` training tokens
+            counts as dead (Gao et al. use 10M tokens on large runs; small runs need a smaller window).
+    """
+
+    #: registry of subclasses by class name, so ``SparseAutoencoder.load`` can rebuild any kind
+    _registry: ClassVar[dict[str, type["SparseAutoencoder"]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        SparseAutoencoder._registry[cls.__name__] = cls
+
+    def __init__(self, d_in: int, n_latents: int, *, dead_tokens: int = 100_000) -> None:
+        super().__init__()
+        for name, value in (("d_in", d_in), ("n_latents", n_latents), ("dead_tokens", dead_tokens)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.d_in = int(d_in)
+        self.n_latents = int(n_latents)
+        self.dead_tokens = int(dead_tokens)
+        # Tied initialisation (Gao et al. 2024): unit-norm random decoder rows, encoder = decoder^T.
+        w_dec = torch.randn(self.n_latents, self.d_in)
+        w_dec = w_dec / w_dec.norm(dim=1, keepdim=True)
+        self.W_dec = nn.Parameter(w_dec)
+        self.W_enc = nn.Parameter(w_dec.t().clone())
+        self.b_enc = nn.Parameter(torch.zeros(self.n_latents))
+        self.b_dec = nn.Parameter(torch.zeros(self.d_in))
+        self.register_buffer("scale", torch.tensor(1.0))
+        self.register_buffer("initialized", torch.tensor(False))
+        # tokens seen since each latent last fired (training only): the dead-latent clock
+        self.register_buffer("tokens_since_fired", torch.zeros(self.n_latents, dtype=torch.long))
+
+    # ----------------------------------------------------------------- configuration
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments; subclasses extend it with their own (``k``, ``l1_coeff`` ...)."""
+        return {"d_in": self.d_in, "n_latents": self.n_latents, "dead_tokens": self.dead_tokens}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config().items())
+
+    # ----------------------------------------------------------------- forward pass
+    def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder pre-activations ``(x/scale - b_dec) @ W_enc + b_enc``, shape ``[..., n_latents]``."""
+        if x.shape[-1] != self.d_in:
+            raise ValueError(f"input has last dimension {x.shape[-1]}, this SAE expects d_in={self.d_in}")
+        x = x.to(self.W_enc.dtype)
+        return (x / self.scale - self.b_dec) @ self.W_enc + self.b_enc
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Sparse non-negative code ``f`` of shape ``[..., n_latents]``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement encode()")
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        """Reconstruction in raw activation units: ``(f @ W_dec + b_dec) * scale``."""
+        return (f @ self.W_dec + self.b_dec) * self.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x`` (same shape)."""
+        return self.decode(self.encode(x))
+
+    # ----------------------------------------------------------------- training hooks
+    @torch.no_grad()
+    def initialize(self, acts: torch.Tensor) -> None:
+        """Fit the input scale and set ``b_dec`` to the (scaled) data mean. Called once by ``train_sae``."""
+        acts = _as_tensor(acts)
+        if acts.shape[1] != self.d_in:
+            raise ValueError(f"acts have width {acts.shape[1]}, this SAE expects d_in={self.d_in}")
+        sample = acts[: 65_536].to(self.W_enc.device, self.W_enc.dtype)
+        mean_sq = sample.pow(2).sum(dim=1).mean()
+        self.scale.copy_(torch.sqrt(mean_sq / self.d_in).clamp_min(1e-8))
+        self.b_dec.copy_((sample / self.scale).mean(dim=0))
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def record_firing(self, f: torch.Tensor) -> None:
+        """Advance the dead-latent clock with a batch of codes ``f`` ``[batch, n_latents]``."""
+        fired = (f.reshape(-1, self.n_latents) > 0).any(dim=0)
+        self.tokens_since_fired += f.reshape(-1, self.n_latents).shape[0]
+        self.tokens_since_fired[fired] = 0
+
+    def dead_mask(self) -> torch.Tensor:
+        """Boolean ``[n_latents]``: latents that have not fired in the last ``dead_tokens`` tokens."""
+        return self.tokens_since_fired >= self.dead_tokens
+
+    def reconstruction_loss(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """Squared error summed over features, averaged over tokens, in scaled units."""
+        return ((x_hat - x) / self.scale).pow(2).sum(dim=-1).mean()
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Training loss on a batch; returns ``(loss, info)``.
+
+        The base loss is the reconstruction error alone. ``info`` holds floats that ``train_sae`` logs
+        (``loss``, ``mse``, ``fvu``, ``l0``) and ``latents`` (the detached code, for dead-latent stats).
+        Supervised subclasses use ``labels``; unsupervised ones refuse them.
+        """
+        if labels is not None:
+            raise ValueError(f"{type(self).__name__} is unsupervised; train it with labels=None")
+        f = self.encode(x)
+        x_hat = self.decode(f)
+        mse = self.reconstruction_loss(x, x_hat)
+        return mse, self._info(x, x_hat, f, mse, mse)
+
+    @torch.no_grad()
+    def _info(self, x: torch.Tensor, x_hat: torch.Tensor, f: torch.Tensor, total: torch.Tensor,
+              mse: torch.Tensor, **extra: float) -> dict[str, Any]:
+        return {
+            "loss": float(total),
+            "mse": float(mse),
+            "fvu": float(fvu(x, x_hat)),
+            "l0": float((f > 0).sum(dim=-1).float().mean()),
+            **{k: float(v) for k, v in extra.items()},
+            "latents": f.detach(),
+        }
+
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        """Rescale each decoder row to unit norm (the encoder is left alone)."""
+        self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
+
+    @torch.no_grad()
+    def remove_parallel_grad(self) -> None:
+        """Project out the gradient component along each decoder row, so the unit-norm constraint
+        and Adam do not fight (the update then only rotates the row)."""
+        if self.W_dec.grad is None:
+            return
+        w = self.W_dec
+        parallel = (self.W_dec.grad * w).sum(dim=1, keepdim=True) * w
+        self.W_dec.grad.sub_(parallel)
+
+    def before_step(self) -> None:
+        """Called by ``train_sae`` between ``backward`` and ``optimizer.step``."""
+        self.remove_parallel_grad()
+
+    def after_step(self) -> None:
+        """Called by ``train_sae`` after ``optimizer.step``."""
+        self.normalize_decoder()
+
+    # ----------------------------------------------------------------- save / load
+    def save(self, folder: str | Path) -> Path:
+        """Write ``config.json`` and ``sae.safetensors`` into ``folder`` (created); returns the folder."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg = {"kind": type(self).__name__, "format_version": FORMAT_VERSION, **self.config()}
+        (folder / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_FILE), metadata={"kind": cfg["kind"]})
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, *, device: str | torch.device = "cpu", **expected: Any) -> "SparseAutoencoder":
+        """Rebuild an SAE from ``folder``; refuses a mismatched checkpoint, naming the mismatch.
+
+        ``TopKSAE.load(f)`` refuses a checkpoint of another kind; ``SparseAutoencoder.load(f)`` accepts
+        any registered kind. Keyword arguments (``d_in=576, k=32`` ...) are expected config values:
+        a checkpoint that disagrees is refused.
+        """
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+        for path in (cfg_path, w_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found; an SAE folder holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+        cfg = json.loads(cfg_path.read_text())
+        kind = cfg.pop("kind", None)
+        version = cfg.pop("format_version", None)
+        if version != FORMAT_VERSION:
+            raise ValueError(f"{cfg_path}: format_version {version!r}, this toolkit reads {FORMAT_VERSION}")
+        if kind not in cls._registry:
+            raise ValueError(f"{cfg_path}: unknown SAE kind {kind!r}; known kinds: {sorted(cls._registry)}")
+        target = cls._registry[kind]
+        if cls is not SparseAutoencoder and not issubclass(target, cls):
+            raise ValueError(f"{folder} holds a {kind}, not a {cls.__name__}; load it with tk.{kind}.load "
+                             f"or SparseAutoencoder.load")
+        for key, want in expected.items():
+            if key not in cfg:
+                raise ValueError(f"expected config {key}={want!r}, but the {kind} checkpoint has no {key!r} "
+                                 f"(it has {sorted(cfg)})")
+            if cfg[key] != want:
+                raise ValueError(f"checkpoint config mismatch: {key}={cfg[key]!r} in {cfg_path}, expected {want!r}")
+        sae = target(**cfg)
+        state = load_file(str(w_path))
+        sae.load_checked_state(state, source=str(w_path))
+        return sae.to(device)
+
+    def load_checked_state(self, state: dict[str, torch.Tensor], source: str = "state dict") -> None:
+        """``load_state_dict`` that names any missing, unexpected or mis-shaped tensor."""
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"{source} does not match {type(self).__name__}: missing {missing}, unexpected {unexpected}")
+        for name, tensor in own.items():
+            if tuple(state[name].shape) != tuple(tensor.shape):
+                raise ValueError(f"{source}: tensor {name!r} has shape {tuple(state[name].shape)}, "
+                                 f"{type(self).__name__}({self.extra_repr()}) needs {tuple(tensor.shape)}")
+        self.load_state_dict(state)
+
+    def load_weights(self, folder: str | Path) -> "SparseAutoencoder":
+        """Load weights from ``folder`` into this instance; refuses a checkpoint whose kind or config
+        differs from this SAE's, naming the first differing value."""
+        folder = Path(folder)
+        cfg = json.loads((folder / CONFIG_FILE).read_text())
+        kind = cfg.pop("kind", None)
+        cfg.pop("format_version", None)
+        if kind != type(self).__name__:
+            raise ValueError(f"{folder} holds a {kind}, this is a {type(self).__name__}")
+        mine = self.config()
+        for key in sorted(set(cfg) | set(mine)):
+            if cfg.get(key) != mine.get(key):
+                raise ValueError(f"checkpoint config mismatch: {key}={cfg.get(key)!r} in {folder}, "
+                                 f"this SAE has {key}={mine.get(key)!r}")
+        from safetensors.torch import load_file
+
+        self.load_checked_state(load_file(str(folder / WEIGHTS_FILE)), source=str(folder / WEIGHTS_FILE))
+        return self
+
+    # ----------------------------------------------------------------- SAELens export
+    def saelens_arch(self) -> tuple[str, dict[str, Any]]:
+        """SAELens architecture name and activation kwargs for :func:`export_saelens`."""
+        raise NotImplementedError(f"{type(self).__name__} has no SAELens equivalent")
+
+
+class ReluSAE(SparseAutoencoder):
+    """ReLU SAE with an L1 sparsity penalty and unit-norm decoder rows ("Towards Monosemanticity").
+
+    ``f = ReLU((x/scale - b_dec) @ W_enc + b_enc)``; loss ``= ||x - x_hat||^2 + l1_coeff * sum_i f_i``
+    (in scaled units). Because every decoder row has norm 1, the L1 penalty on ``f`` cannot be dodged by
+    shrinking ``f`` and growing the decoder.
+    """
+
+    def __init__(self, d_in: int, n_latents: int, l1_coeff: float = 1.0, *, dead_tokens: int = 100_000) -> None:
+        super().__init__(d_in, n_latents, dead_tokens=dead_tokens)
+        if not (isinstance(l1_coeff, (int, float)) and math.isfinite(l1_coeff) and l1_coeff >= 0):
+            raise ValueError(f"l1_coeff must be a finite number >= 0, got {l1_coeff!r}")
+        self.l1_coeff = float(l1_coeff)
+        # Tied init with unit rows gives pre-activations of unit scale; a small encoder start keeps
+        # the initial code from being dense and huge.
+        with torch.no_grad():
+            self.W_enc.mul_(0.1)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "l1_coeff": self.l1_coeff}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.pre_acts(x))
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        if labels is not None:
+            raise ValueError("ReluSAE is unsupervised; train it with labels=None")
+        f = self.encode(x)
+        x_hat = self.decode(f)
+        mse = self.reconstruction_loss(x, x_hat)
+        # decoder rows are unit norm, so this equals Anthropic's sum_i f_i * ||W_dec_i||
+        l1 = (f * self.W_dec.norm(dim=1)).sum(dim=-1).mean()
+        total = mse + self.l1_coeff * l1
+        return total, self._info(x, x_hat, f, total, mse, l1=l1)
+
+    def saelens_arch(self) -> tuple[str, dict[str, Any]]:
+        return "standard", {}
+
+
+class TopKSAE(SparseAutoencoder):
+    """TopK SAE (Gao et al. 2024): keep the ``k`` largest pre-activations per token, ReLU them.
+
+    L0 is exactly ``k`` or less by construction, so there is no sparsity penalty to tune. The AuxK loss
+    (weight ``aux_coeff``, default 1/32 as in the paper) asks the ``aux_k`` largest *dead* latents to
+    reconstruct the residual error ``x - x_hat``; that gives dead latents a gradient again. Set
+    ``aux_coeff=0`` to switch it off.
+    """
+
+    def __init__(self, d_in: int, n_latents: int, k: int = 32, *, aux_k: int | None = None,
+                 aux_coeff: float = 1 / 32, dead_tokens: int = 100_000) -> None:
+        super().__init__(d_in, n_latents, dead_tokens=dead_tokens)
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= n_latents:
+            raise ValueError(f"k must be an integer in [1, n_latents={n_latents}], got {k!r}")
+        if aux_k is None:
+            aux_k = min(n_latents, max(2 * int(k), d_in // 2))
+        if not isinstance(aux_k, (int, np.integer)) or not 1 <= aux_k <= n_latents:
+            raise ValueError(f"aux_k must be an integer in [1, n_latents={n_latents}], got {aux_k!r}")
+        if not (isinstance(aux_coeff, (int, float)) and math.isfinite(aux_coeff) and aux_coeff >= 0):
+            raise ValueError(f"aux_coeff must be a finite number >= 0, got {aux_coeff!r}")
+        self.k = int(k)
+        self.aux_k = int(aux_k)
+        self.aux_coeff = float(aux_coeff)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "k": self.k, "aux_k": self.aux_k, "aux_coeff": self.aux_coeff}
+
+    def topk_code(self, pre: torch.Tensor, k: int) -> torch.Tensor:
+        """Zero all but the ``k`` largest entries of ``pre`` (last dim), ReLU the survivors."""
+        values, indices = pre.topk(k, dim=-1)
+        return torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.topk_code(self.pre_acts(x), self.k)
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        if labels is not None:
+            raise ValueError("TopKSAE is unsupervised; train it with labels=None")
+        pre = self.pre_acts(x)
+        f = self.topk_code(pre, self.k)
+        x_hat = self.decode(f)
+        mse = self.reconstruction_loss(x, x_hat)
+        aux = self.aux_loss(x, x_hat, pre)
+        total = mse + self.aux_coeff * aux
+        return total, self._info(x, x_hat, f, total, mse, aux=aux)
+
+    def aux_loss(self, x: torch.Tensor, x_hat: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        """AuxK: reconstruct the (detached) residual with the top ``aux_k`` dead latents, no bias.
+
+        Normalised by the residual's own squared norm so the term is O(1) whatever the error scale;
+        zero when no latent is dead.
+        """
+        dead = self.dead_mask()
+        n_dead = int(dead.sum())
+        if n_dead == 0 or self.aux_coeff == 0:
+            return pre.new_zeros(())
+        residual = ((x - x_hat) / self.scale).detach()
+        dead_pre = pre.masked_fill(~dead, float("-inf"))
+        f_aux = self.topk_code(dead_pre, min(self.aux_k, n_dead))
+        residual_hat = f_aux @ self.W_dec
+        err = (residual_hat - residual).pow(2).sum(dim=-1).mean()
+        return err / residual.pow(2).sum(dim=-1).mean().clamp_min(1e-8)
+
+    def saelens_arch(self) -> tuple[str, dict[str, Any]]:
+        return "topk", {"k": self.k}
+
+
+# --------------------------------------------------------------------------- training
+def _lr_factor(step: int, total: int, warmup: int, decay_frac: float) -> float:
+    """Linear warm-up, flat, then linear decay to zero over the last ``decay_frac`` of training."""
+    if step < warmup:
+        return (step + 1) / warmup
+    decay_start = int(total * (1 - decay_frac))
+    if step >= decay_start and total > decay_start:
+        return max(0.0, (total - step) / (total - decay_start))
+    return 1.0
+
+
+def train_sae(
+    sae: SparseAutoencoder,
+    acts: torch.Tensor | np.ndarray,
+    *,
+    steps: int | None = None,
+    epochs: float | None = None,
+    batch_size: int = 1024,
+    lr: float | None = None,
+    random_state: int = 0,
+    labels: torch.Tensor | np.ndarray | None = None,
+    progress: bool = True,
+    log_every: int = 20,
+    warmup_steps: int = 50,
+    decay_frac: float = 0.2,
+    device: str | torch.device | None = None,
+    callback: Callable[[int, dict[str, Any]], None] | None = None,
+) -> pd.DataFrame:
+    """Train ``sae`` on activations ``acts`` ``[n_tokens, d_in]`` with Adam; returns the history.
+
+    Give ``steps`` or ``epochs`` (not both); with neither, it trains ``max(500, 5 epochs)`` steps,
+    which brings the small problems of the notebooks and tests to convergence. The default ``lr`` is
+    ``4e-3 * sqrt(128 / n_latents)`` capped at 4e-3: larger dictionaries want smaller steps (Gao et
+    al. 2024 scale the learning rate as ``1/sqrt(n_latents)``). Batches are drawn by
+    shuffling with ``random_state``; ``labels`` (``[n_tokens, ...]``) are sliced with the same
+    indices and handed to ``sae.loss(batch, labels=batch_labels)``. The learning rate warms up over
+    ``warmup_steps`` and decays linearly to zero over the last ``decay_frac`` of the run.
+
+    The returned DataFrame has one row per ``log_every`` steps: ``step``, ``lr``, ``dead_frac`` and
+    every float the SAE's ``loss`` put in its info dict (``loss``, ``mse``, ``fvu``, ``l0`` ...),
+    averaged over the logged window.
+    """
+    if not isinstance(sae, SparseAutoencoder):
+        raise TypeError(f"sae must be a toolkit SparseAutoencoder, got {type(sae).__name__}")
+    acts = _as_tensor(acts)
+    n = acts.shape[0]
+    if acts.shape[1] != sae.d_in:
+        raise ValueError(f"acts have width {acts.shape[1]}, the SAE expects d_in={sae.d_in}")
+    if n == 0:
+        raise ValueError("acts is empty: no tokens to train on")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if lr is None:
+        lr = min(4e-3, 4e-3 * math.sqrt(128 / sae.n_latents))
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if labels is not None:
+        labels = torch.as_tensor(np.asarray(labels)) if not isinstance(labels, torch.Tensor) else labels
+        if labels.shape[0] != n:
+            raise ValueError(f"labels have {labels.shape[0]} rows but acts have {n}; they must align")
+    batch_size = min(batch_size, n)
+    steps_per_epoch = math.ceil(n / batch_size)
+    if steps is not None and epochs is not None:
+        raise ValueError(f"give steps or epochs, not both (got steps={steps}, epochs={epochs})")
+    if steps is None:
+        steps = max(500, 5 * steps_per_epoch) if epochs is None else max(1, round(epochs * steps_per_epoch))
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+
+    dev = torch.device(device) if device is not None else sae.W_enc.device
+    sae.to(dev)
+    if not bool(sae.initialized):
+        sae.initialize(acts)
+    sae.train()
+    opt = torch.optim.Adam(sae.parameters(), lr=lr, betas=(0.9, 0.999))
+    gen = torch.Generator().manual_seed(int(random_state))
+    warmup = min(warmup_steps, max(1, steps // 10))
+
+    from tqdm.auto import tqdm
+
+    rows: list[dict[str, float]] = []
+    window: dict[str, list[float]] = {}
+    order = torch.randperm(n, generator=gen)
+    cursor = 0
+    bar = tqdm(range(steps), desc=f"train {type(sae).__name__}", disable=not progress, leave=False)
+    for step in bar:
+        if cursor + batch_size > n:
+            order = torch.randperm(n, generator=gen)
+            cursor = 0
+        idx = order[cursor: cursor + batch_size]
+        cursor += batch_size
+        batch = acts[idx].to(dev, non_blocking=True)
+        batch_labels = labels[idx].to(dev) if labels is not None else None
+
+        factor = _lr_factor(step, steps, warmup, decay_frac)
+        for group in opt.param_groups:
+            group["lr"] = lr * factor
+        loss, info = sae.loss(batch, labels=batch_labels)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"SAE loss became {float(loss)} at step {step}; lower lr (now {lr})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.before_step()
+        opt.step()
+        sae.after_step()
+        if "latents" in info:
+            sae.record_firing(info["latents"])
+
+        for key, value in info.items():
+            if isinstance(value, float):
+                window.setdefault(key, []).append(value)
+        if (step + 1) % log_every == 0 or step == steps - 1:
+            row = {"step": step + 1, "lr": lr * factor, "dead_frac": float(sae.dead_mask().float().mean())}
+            row.update({k: float(np.mean(v)) for k, v in window.items()})
+            rows.append(row)
+            window = {}
+            if progress:
+                bar.set_postfix(loss=f"{row['loss']:.4g}", l0=f"{row.get('l0', float('nan')):.1f}",
+                                dead=f"{row['dead_frac']:.2f}")
+            if callback is not None:
+                callback(step + 1, row)
+    bar.close()
+    sae.eval()
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- metrics
+def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Fraction of variance unexplained: ``sum ||x - x_hat||^2 / sum ||x - mean(x)||^2``.
+
+    0 is a perfect reconstruction; 1 is no better than predicting the mean activation.
+    """
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x has shape {tuple(x.shape)} but x_hat has {tuple(x_hat.shape)}")
+    x = x.reshape(-1, x.shape[-1]).float()
+    x_hat = x_hat.reshape(-1, x_hat.shape[-1]).float()
+    resid = (x - x_hat).pow(2).sum()
+    total = (x - x.mean(dim=0)).pow(2).sum()
+    return resid / total.clamp_min(1e-12)
+
+
+@torch.no_grad()
+def sae_metrics(sae: SparseAutoencoder, acts: torch.Tensor | np.ndarray, *, batch_size: int = 4096) -> dict[str, float]:
+    """Evaluate on held-out activations: ``l0``, ``mse`` (per token, raw units), ``fvu``,
+    ``dead_frac`` (latents that never fire on ``acts``) and ``n_tokens``."""
+    acts = _as_tensor(acts)
+    dev = sae.W_enc.device
+    fired = torch.zeros(sae.n_latents, dtype=torch.bool, device=dev)
+    sq_err = 0.0
+    l0_sum = 0.0
+    sum_x = torch.zeros(acts.shape[1], dtype=torch.float64)
+    sum_sq = 0.0
+    for start in range(0, acts.shape[0], batch_size):
+        x = acts[start: start + batch_size].to(dev)
+        f = sae.encode(x)
+        x_hat = sae.decode(f)
+        sq_err += float((x - x_hat).double().pow(2).sum())
+        l0_sum += float((f > 0).sum())
+        fired |= (f > 0).any(dim=0)
+        sum_x += x.double().sum(dim=0).cpu()
+        sum_sq += float(x.double().pow(2).sum())
+    n = acts.shape[0]
+    total_var = sum_sq - float((sum_x ** 2).sum()) / n  # sum ||x - mean||^2
+    return {
+        "l0": l0_sum / n,
+        "mse": sq_err / n,
+        "fvu": sq_err / max(total_var, 1e-12),
+        "dead_frac": float((~fired).float().mean()),
+        "n_tokens": float(n),
+    }
+
+
+def ce_loss_recovered(
+    model: Any,
+    sae: SparseAutoencoder,
+    texts: list[str],
+    layer: int,
+    *,
+    mean_act: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """How much of the model's next-token loss survives replacing layer ``layer``'s residual stream
+    by the SAE reconstruction.
+
+    Runs ``tk.token_losses`` four times: clean, with the SAE splice, with the layer zero-ablated and
+    with it mean-ablated (``mean_act``, default: the mean activation over ``texts``). Returns the
+    mean CE of each and ``recovered_zero = (L_zero - L_sae) / (L_zero - L_clean)`` (1 = lossless,
+    0 = as bad as deleting the layer's output), likewise ``recovered_mean``.
+
+    The first position (the BOS token where the tokenizer adds one) keeps its clean value: it is an
+    attention sink with a huge norm that SAEs are not trained on, so splicing it would measure that
+    outlier rather than the SAE.
+    """
+    from . import tracing
+
+    if not texts:
+        raise ValueError("texts is empty")
+    n_layers = getattr(model, "n_layers", None)
+    if n_layers is not None and not 0 <= layer < n_layers:
+        raise ValueError(f"layer={layer} is out of range for a model with {n_layers} layers (0..{n_layers - 1})")
+    if mean_act is None:
+        mean_act = tracing.get_activations(model, texts, layer=layer).mean(dim=0)
+    mean_act = mean_act.detach()
+
+    def splice(replace: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        def fn(h: torch.Tensor) -> torch.Tensor:
+            out = replace(h)
+            out = out.to(h.dtype)
+            out[:, :1] = h[:, :1]  # keep the first position (attention sink) clean
+            return out
+        return fn
+
+    def recon(h: torch.Tensor) -> torch.Tensor:
+        shape = h.shape
+        x = h.reshape(-1, shape[-1]).to(sae.W_enc.device, torch.float32)
+        return sae(x).reshape(shape).to(h.device)
+
+    with torch.no_grad():
+        clean = tracing.token_losses(model, texts)
+        spliced = tracing.token_losses(model, texts, edits=[tracing.Edit(layer=layer, fn=splice(recon))])
+        zero = tracing.token_losses(model, texts, edits=[tracing.Edit(layer=layer, fn=splice(torch.zeros_like))])
+        mean = tracing.token_losses(
+            model, texts,
+            edits=[tracing.Edit(layer=layer, fn=splice(lambda h: mean_act.to(h.device, h.dtype).expand_as(h).clone()))],
+        )
+    c, s, z, m = (float(torch.as_tensor(v).float().mean()) for v in (clean, spliced, zero, mean))
+    return {
+        "ce_clean": c,
+        "ce_sae": s,
+        "ce_zero": z,
+        "ce_mean": m,
+        "recovered_zero": (z - s) / (z - c) if z != c else float("nan"),
+        "recovered_mean": (m - s) / (m - c) if m != c else float("nan"),
+    }
+
+
+# --------------------------------------------------------------------------- SAELens format
+SAELENS_CONFIG = "cfg.json"
+SAELENS_WEIGHTS = "sae_weights.safetensors"
+
+
+def export_saelens(sae: SparseAutoencoder, folder: str | Path, *, hook_name: str = "", model_name: str = "",
+                   hook_layer: int | None = None) -> Path:
+    """Write ``sae`` in SAELens's on-disk format: ``cfg.json`` + ``sae_weights.safetensors``.
+
+    SAELens computes ``f = act((x - b_dec) @ W_enc + b_enc)`` and ``x_hat = f @ W_dec + b_dec`` on raw
+    activations, so our input ``scale`` is folded into the weights: ``W_enc / scale``,
+    ``W_dec * scale`` and ``b_dec * scale`` give exactly the same codes and reconstructions.
+    """
+    from safetensors.torch import save_file
+
+    arch, act_kwargs = sae.saelens_arch()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    s = sae.scale.detach().float().cpu()
+    tensors = {
+        "W_enc": (sae.W_enc.detach().float().cpu() / s).contiguous(),
+        "b_enc": sae.b_enc.detach().float().cpu().contiguous(),
+        "W_dec": (sae.W_dec.detach().float().cpu() * s).contiguous(),
+        "b_dec": (sae.b_dec.detach().float().cpu() * s).contiguous(),
+    }
+    cfg: dict[str, Any] = {
+        "architecture": arch,
+        "d_in": sae.d_in,
+        "d_sae": sae.n_latents,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "activation_fn": "topk" if arch == "topk" else "relu",
+        "activation_fn_kwargs": act_kwargs,
+        "model_name": model_name,
+        "hook_name": hook_name,
+        "hook_layer": -1 if hook_layer is None else int(hook_layer),
+        "hook_head_index": None,
+        "prepend_bos": True,
+        "dataset_path": "",
+        "context_size": 0,
+        "finetuning_scaling_factor": False,
+        "sae_lens_training_version": None,
+        "metadata": {
+            "model_name": model_name,
+            "hook_name": hook_name,
+            "exported_by": "toolkit.sae.export_saelens",
+            "toolkit_kind": type(sae).__name__,
+        },
+    }
+    if arch == "topk":
+        cfg["k"] = sae.k  # newer SAELens reads k at the top level of a TopK config
+    (folder / SAELENS_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
+    save_file(tensors, str(folder / SAELENS_WEIGHTS))
+    return folder
+
+
+def load_saelens(folder: str | Path) -> SparseAutoencoder:
+    """Read a SAELens-format folder (``standard``/ReLU or ``topk``) back into a toolkit SAE."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    cfg = json.loads((folder / SAELENS_CONFIG).read_text())
+    w = load_file(str(folder / SAELENS_WEIGHTS))
+    arch = cfg.get("architecture")
+    d_in, d_sae = int(cfg["d_in"]), int(cfg["d_sae"])
+    if arch == "topk":
+        k = cfg.get("k", (cfg.get("activation_fn_kwargs") or {}).get("k"))
+        sae: SparseAutoencoder = TopKSAE(d_in, d_sae, int(k))
+    elif arch == "standard":
+        sae = ReluSAE(d_in, d_sae, 0.0)
+    else:
+        raise ValueError(f"{folder}: SAELens architecture {arch!r} is not supported; use 'standard' or 'topk'")
+    for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
+        want = tuple(getattr(sae, name).shape)
+        if name not in w or tuple(w[name].shape) != want:
+            got = tuple(w[name].shape) if name in w else "missing"
+            raise ValueError(f"{folder}: {name} is {got}, expected {want} for d_in={d_in}, d_sae={d_sae}")
+    with torch.no_grad():
+        for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
+            getattr(sae, name).copy_(w[name].float())
+        sae.scale.fill_(1.0)
+        sae.initialized.fill_(True)
+    return sae
+
+
+# --------------------------------------------------------------------------- supervised SAEs: G-SAE and SCAR
+def _standardize(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """Per-token standardization: zero mean and unit std across features; returns ``z, (mu, sigma)``."""
+    mu = x.mean(dim=-1, keepdim=True)
+    sigma = x.std(dim=-1, keepdim=True) + eps
+    return (x - mu) / sigma, (mu, sigma)
+
+
+class GuidedSAE(SparseAutoencoder):
+    """Guided SAE (G-SAE, Härle et al., "Measuring and Guiding Monosemanticity", NeurIPS 2025).
+
+    A TopK SAE whose first ``n_concepts`` latents are *reserved*: a binary cross-entropy term
+    ties latent ``c`` to the label of concept ``c``, so each concept lives in one known latent
+    instead of being smeared over many (or sharing one with something else).
+
+    - Each token is standardized (zero mean, unit std over its features) before encoding; the
+      standardization is undone after decoding, so the SAE works on the *direction* of ``x``.
+    - ``h = (z - b_dec) @ W_enc + b_enc``; ``f = sigmoid(TopK(h))`` (zero outside the top k), so
+      every active latent is a probability-like value in (0, 1).
+    - ``x_hat = (f @ W_dec + b_dec) * sigma + mu``.
+    - ``loss = mean ||x_hat - x||^2 / ||x||^2 + concept_weight * BCE(sigmoid(h[:, :C]), labels)``.
+      The BCE reads ``h`` before TopK, so a concept latent that lost the TopK race still gets a
+      gradient telling it to fire.
+
+    Train with ``tk.train_sae(gsae, acts, labels=Y)``, ``Y`` of shape ``[n_tokens]`` (one concept)
+    or ``[n_tokens, n_concepts]`` holding 0/1 per token. Decoder rows are left unnormalized (the
+    sigmoid bounds the code, so the decoder carries the scale); steering normalizes them anyway.
+
+    ``encode`` remembers the per-token statistics of its last input, so ``decode(encode(x))``
+    returns raw activations as for every other SAE; to decode other codes pass ``stats=``.
+    """
+
+    #: latents are in [0, 1], which ``tk.steer(..., gamma="balanced")`` relies on
+    latents_are_probabilities: ClassVar[bool] = True
+
+    def __init__(self, d_in: int, n_latents: int, k: int = 32, n_concepts: int = 1, *,
+                 concept_weight: float = 1.0, dead_tokens: int = 100_000) -> None:
+        super().__init__(d_in, n_latents, dead_tokens=dead_tokens)
+        if not isinstance(n_concepts, (int, np.integer)) or isinstance(n_concepts, bool) or not 1 <= n_concepts < n_latents:
+            raise ValueError(f"n_concepts must be an integer in [1, n_latents={n_latents}), got {n_concepts!r}")
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= n_latents:
+            raise ValueError(f"k must be an integer in [1, n_latents={n_latents}], got {k!r}")
+        if not (isinstance(concept_weight, (int, float)) and math.isfinite(concept_weight) and concept_weight >= 0):
+            raise ValueError(f"concept_weight must be a finite number >= 0, got {concept_weight!r}")
+        self.k = int(k)
+        self.n_concepts = int(n_concepts)
+        self.concept_weight = float(concept_weight)
+        self._last_stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        with torch.no_grad():
+            # Standardized tokens have norm sqrt(d_in) and the code is bounded by 1, so start the
+            # decoder rows at the norm that lets k half-active latents span that length.
+            self.W_dec.mul_(math.sqrt(self.d_in / self.k))
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "k": self.k, "n_concepts": self.n_concepts,
+                "concept_weight": self.concept_weight}
+
+    # ----------------------------------------------------------------- forward pass
+    def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-activations ``h`` of the standardized input, shape ``[..., n_latents]``."""
+        if x.shape[-1] != self.d_in:
+            raise ValueError(f"input has last dimension {x.shape[-1]}, this SAE expects d_in={self.d_in}")
+        z, stats = _standardize(x.to(self.W_enc.dtype))
+        self._last_stats = (stats[0].detach(), stats[1].detach())
+        return (z - self.b_dec) @ self.W_enc + self.b_enc
+
+    def activation(self, values: torch.Tensor) -> torch.Tensor:
+        """What the top-k survivors become: sigmoid for G-SAE."""
+        return torch.sigmoid(values)
+
+    def code(self, pre: torch.Tensor) -> torch.Tensor:
+        """Keep the k largest pre-activations, apply :meth:`activation`, zero the rest."""
+        values, indices = pre.topk(self.k, dim=-1)
+        return torch.zeros_like(pre).scatter(-1, indices, self.activation(values))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.code(self.pre_acts(x))
+
+    def concept_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """``sigmoid(h[..., :n_concepts])``: each concept's probability, before TopK ``[..., C]``."""
+        return torch.sigmoid(self.pre_acts(x)[..., : self.n_concepts])
+
+    def decode(self, f: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Reconstruction in raw units: ``(f @ W_dec + b_dec) * sigma + mu``.
+
+        ``stats=(mu, sigma)`` are the per-token mean and std of the input; by default those of the
+        last input to :meth:`encode` (which must then have the same number of tokens as ``f``).
+        """
+        z_hat = f @ self.W_dec + self.b_dec
+        if stats is None:
+            stats = self._last_stats
+            if stats is None or stats[0].shape[:-1] != f.shape[:-1]:
+                raise ValueError(
+                    f"{type(self).__name__}.decode needs the per-token statistics of the input: call encode(x) "
+                    f"on the same {tuple(f.shape[:-1])} tokens first, or pass stats=sae.token_stats(x)"
+                )
+        mu, sigma = stats
+        return z_hat * sigma + mu
+
+    def token_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token ``(mu, sigma)`` of raw activations ``x``, as :meth:`decode` wants them."""
+        return _standardize(x.to(self.W_enc.dtype))[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.encode(x)
+        return self.decode(f, self._last_stats)
+
+    def decoder_direction(self, latent: int) -> torch.Tensor:
+        """Decoder row ``D[:, latent]`` (standardized units; steering rescales it by ``||x||``)."""
+        if not 0 <= int(latent) < self.n_latents:
+            raise IndexError(f"latent={latent} is out of range for an SAE with {self.n_latents} latents "
+                             f"(valid: 0..{self.n_latents - 1})")
+        return self.W_dec[int(latent)]
+
+    # ----------------------------------------------------------------- training
+    @torch.no_grad()
+    def initialize(self, acts: torch.Tensor) -> None:
+        """Set ``b_dec`` to the mean standardized token; the scalar ``scale`` stays 1 (unused)."""
+        acts = _as_tensor(acts)
+        if acts.shape[1] != self.d_in:
+            raise ValueError(f"acts have width {acts.shape[1]}, this SAE expects d_in={self.d_in}")
+        sample = acts[: 65_536].to(self.W_enc.device, self.W_enc.dtype)
+        self.scale.fill_(1.0)
+        self.b_dec.copy_(_standardize(sample)[0].mean(dim=0))
+        self.initialized.fill_(True)
+
+    def check_labels(self, labels: Any, n_tokens: int | None = None) -> torch.Tensor:
+        """Validate concept labels and return them as float ``[n_tokens, n_concepts]``."""
+        if labels is None:
+            raise ValueError(
+                f"{type(self).__name__} is supervised: train it with tk.train_sae(sae, acts, labels=Y), "
+                f"Y of shape [n_tokens] or [n_tokens, {self.n_concepts}] with 0/1 per token"
+            )
+        y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != self.n_concepts:
+            raise ValueError(f"labels must have shape [n_tokens] or [n_tokens, n_concepts={self.n_concepts}], "
+                             f"got {tuple(torch.as_tensor(labels).shape)}")
+        if n_tokens is not None and y.shape[0] != n_tokens:
+            raise ValueError(f"got labels for {y.shape[0]} tokens but {n_tokens} activations; they must align")
+        y = y.float()
+        if not torch.isfinite(y).all() or (y < 0).any() or (y > 1).any():
+            raise ValueError("labels must be 0/1 (or probabilities in [0, 1]) per token and concept")
+        return y
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        y = self.check_labels(labels, x.shape[0]).to(x.device)
+        pre = self.pre_acts(x)
+        stats = self._last_stats
+        f = self.code(pre)
+        x_hat = self.decode(f, stats)
+        x = x.to(x_hat.dtype)
+        recon = ((x_hat - x).pow(2).sum(dim=-1) / x.pow(2).sum(dim=-1).clamp_min(1e-8)).mean()
+        bce = nn.functional.binary_cross_entropy_with_logits(pre[:, : self.n_concepts], y)
+        total = recon + self.concept_weight * bce
+        with torch.no_grad():
+            acc = ((pre[:, : self.n_concepts] > 0).float() == (y > 0.5).float()).float().mean()
+        info = self._info(x, x_hat, f, total, ((x_hat - x).pow(2).sum(dim=-1)).mean(),
+                          recon=recon, bce=bce, concept_acc=acc)
+        return total, info
+
+    def before_step(self) -> None:
+        """No decoder-norm constraint for G-SAE (the bounded code needs a free decoder scale)."""
+
+    def after_step(self) -> None:
+        """No decoder renormalization for G-SAE."""
+
+
+class SCAR(GuidedSAE):
+    """Sparse Conditioned Autoencoder (Härle et al., "SCAR", 2024) on a block's MLP output.
+
+    One conditioned latent (index 0) is tied to a concept by a BCE on ``sigmoid(h_0)``; the other
+    latents are a TopK-then-ReLU SAE. The conditioned latent is read as ``ReLU(h_0)`` outside the
+    TopK race, so detection can always read it. Inputs are standardized per token as in G-SAE,
+    decoder rows have unit norm (the ReLU code carries the scale).
+
+    SCAR is meant to sit *inside* the model: the MLP output of its block is replaced by the
+    reconstruction (``tk.Edit(layer, fn, site="mlp")``), and steering scales the conditioned
+    latent by alpha before decoding (:meth:`steer_reconstruct`): alpha=1 leaves it, 0 removes
+    the concept, alpha>1 amplifies it. Scaling cannot create the concept where ``h_0 <= 0``.
+    """
+
+    latents_are_probabilities: ClassVar[bool] = False
+
+    def __init__(self, d_in: int, n_latents: int, k: int = 32, *, concept_weight: float = 1.0,
+                 dead_tokens: int = 100_000) -> None:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k < n_latents:
+            raise ValueError(f"k must be an integer in [1, n_latents - 1 = {n_latents - 1}], got {k!r}")
+        super().__init__(d_in, n_latents, k, 1, concept_weight=concept_weight, dead_tokens=dead_tokens)
+        with torch.no_grad():
+            self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True))
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        cfg.pop("n_concepts")
+        return cfg
+
+    def activation(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.relu(values)
+
+    def code(self, pre: torch.Tensor) -> torch.Tensor:
+        rest = pre[..., 1:]
+        values, indices = rest.topk(self.k, dim=-1)
+        f_rest = torch.zeros_like(rest).scatter(-1, indices, torch.relu(values))
+        return torch.cat([torch.relu(pre[..., :1]), f_rest], dim=-1)
+
+    def steer_reconstruct(self, x: torch.Tensor, latent: int = 0, alpha: float = 1.0) -> torch.Tensor:
+        """Reconstruction of ``x`` with latent ``latent`` multiplied by ``alpha``."""
+        if not 0 <= int(latent) < self.n_latents:
+            raise IndexError(f"latent={latent} is out of range for an SAE with {self.n_latents} latents "
+                             f"(valid: 0..{self.n_latents - 1})")
+        f = self.encode(x)
+        stats = self._last_stats
+        f = f.clone()
+        f[..., int(latent)] = f[..., int(latent)] * float(alpha)
+        return self.decode(f, stats)
+
+    def before_step(self) -> None:
+        self.remove_parallel_grad()
+
+    def after_step(self) -> None:
+        self.normalize_decoder()
+
+__all__ += ["GuidedSAE", "SCAR"]
