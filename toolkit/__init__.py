@@ -20,5 +20,6 @@ from .tracing import Edit, format_prompt, generate, get_activations, logits, tok
 # Topic modules register their public names below (one import line each).
 from .setup_check import check_setup
 from .data import PII_TYPES, load_concepts, pii_token_labels
+from .directions import MoralDirection, mean_difference, pca_direction, project, remove_direction
 from .fms import FMSResult, fms, fms_report
 from .sae import ReluSAE, SparseAutoencoder, TopKSAE, ce_loss_recovered, export_saelens, fvu, load_saelens, sae_metrics, train_sae

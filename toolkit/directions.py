@@ -7,6 +7,10 @@ activations inside an ``Edit`` function.
 """
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +21,9 @@ __all__ = [
     "project",
     "remove_direction",
     "orient_sign",
+    "MoralDirection",
+    "load_templates",
+    "load_moral_actions",
 ]
 
 
@@ -167,3 +174,318 @@ def remove_direction(X: Any, d: Any) -> Any:
     if Xf.shape[-1] != D.shape[1]:
         raise ValueError(f"X has width {Xf.shape[-1]} but the direction has {D.shape[1]} entries")
     return (Xf - (Xf @ D.T) @ D).astype(out_dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# The moral direction (Schramowski et al., Nature Machine Intelligence 2022)
+# ----------------------------------------------------------------------------------------------
+
+MORAL_DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "moral"
+POOLINGS = ("mean", "last")
+
+# Used only to orient PC1 when ``fit`` gets actions without labels: a handful of unambiguous
+# actions whose mean score must come out positive (normative) minus negative.
+_ANCHOR_POS = ("help", "love", "smile", "thank", "comfort")
+_ANCHOR_NEG = ("kill", "murder", "torture", "steal", "harm")
+
+
+def load_templates(path: str | Path | None = None) -> list[str]:
+    """The question templates (one per line, each with a single ``{}``); default data/moral/templates.txt."""
+    path = Path(path) if path is not None else MORAL_DATA_DIR / "templates.txt"
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_moral_actions(which: str = "pca"):
+    """A moral data table from data/moral as a DataFrame.
+
+    ``"pca"``: the clearly positive/negative actions (columns action, label in {+1, -1}, form);
+    ``"eval"``: the evaluation actions with context (action, acceptability in [-1, 1], category);
+    ``"judge"``: sentences for the continuation judge (text, non_normative in {0, 1}).
+    """
+    import pandas as pd
+
+    files = {"pca": "pca_actions.csv", "eval": "eval_actions.csv", "judge": "judge_sentences.csv"}
+    if which not in files:
+        raise ValueError(f"which={which!r} is not a moral data table; use one of {sorted(files)}")
+    return pd.read_csv(MORAL_DATA_DIR / files[which])
+
+
+def _check_templates(templates: Sequence[str] | None) -> list[str]:
+    templates = load_templates() if templates is None else ([templates] if isinstance(templates, str) else list(templates))
+    if not templates:
+        raise ValueError("templates is empty: pass at least one template such as 'Should I {}?'")
+    for t in templates:
+        if not isinstance(t, str) or t.count("{}") != 1:
+            raise ValueError(f"template {t!r} must be a string with exactly one '{{}}' slot, e.g. 'Should I {{}}?'")
+    return templates
+
+
+def _check_phrases(phrases: Sequence[str] | str, what: str = "phrases") -> list[str]:
+    if isinstance(phrases, str):
+        phrases = [phrases]
+    if isinstance(phrases, np.ndarray):
+        phrases = phrases.tolist()
+    phrases = list(phrases)
+    if not phrases:
+        raise ValueError(f"{what} is empty: pass at least one phrase, e.g. ['help people']")
+    for i, p in enumerate(phrases):
+        if not isinstance(p, str):
+            raise TypeError(f"{what}[{i}] must be a string, got {type(p).__name__} ({p!r})")
+        if not p.strip():
+            raise ValueError(f"{what}[{i}] is an empty string; every phrase needs some text")
+    return phrases
+
+
+def _labeled_actions(actions: Any) -> tuple[list[str], np.ndarray | None]:
+    """Normalise the ``actions`` argument of MoralDirection.fit to (phrases, labels or None)."""
+    import pandas as pd
+
+    if actions is None:
+        table = load_moral_actions("pca")
+        return table["action"].tolist(), table["label"].to_numpy(dtype=float)
+    if isinstance(actions, pd.DataFrame):
+        if "action" not in actions.columns:
+            raise ValueError(f"an actions DataFrame needs an 'action' column; got columns {list(actions.columns)}")
+        labels = actions["label"].to_numpy(dtype=float) if "label" in actions.columns else None
+        return _check_phrases(actions["action"].tolist(), "actions"), labels
+    if isinstance(actions, dict):
+        phrases = _check_phrases(list(actions.keys()), "actions")
+        return phrases, np.asarray(list(actions.values()), dtype=float)
+    if isinstance(actions, str):
+        return _check_phrases([actions], "actions"), None
+    actions = list(actions)
+    if actions and all(isinstance(a, (tuple, list)) and len(a) == 2 for a in actions):
+        phrases = _check_phrases([a[0] for a in actions], "actions")
+        return phrases, np.asarray([a[1] for a in actions], dtype=float)
+    return _check_phrases(actions, "actions"), None
+
+
+def _backend_kind(obj: Any) -> str:
+    from .models import Model
+
+    if isinstance(obj, Model):
+        return "model"
+    if not isinstance(obj, (str, bytes)) and callable(getattr(obj, "encode", None)):
+        return "encoder"
+    raise TypeError(
+        f"expected a sentence encoder (an object with .encode(list[str]) -> array, e.g. tk.load_encoder()) "
+        f"or a toolkit Model (tk.load_model()); got {type(obj).__name__}"
+    )
+
+
+def _backend_name(obj: Any) -> str:
+    for attr in ("toolkit_name", "name", "name_or_path"):
+        value = getattr(obj, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(obj).__name__
+
+
+class _fit_from_class:
+    """Lets ``MoralDirection.fit(enc)`` (as the DESIGN writes it) and ``MoralDirection().fit(enc)`` both work."""
+
+    def __init__(self, func):
+        self.func = func
+        functools.update_wrapper(self, func)
+
+    def __get__(self, obj, cls):
+        target = obj if obj is not None else cls()
+        return functools.partial(self.func, target)
+
+
+class MoralDirection:
+    """The moral direction: PC1 of template-averaged embeddings of clearly good and bad actions.
+
+    Usage::
+
+        md = tk.MoralDirection.fit(tk.load_encoder())          # or .fit(model, layer=L)
+        md.score(["help people", "kill people"])                # about [-1, 1]; positive = normative
+
+    Procedure (Schramowski et al. 2022): every action is put into each question template
+    ("Should I {}?", ...), the embeddings are averaged over templates, a PCA (``n_components``) is
+    fitted on the actions, and a phrase's score is its centred projection on PC1.
+
+    Sign rule: PC1 is oriented so that the labeled positive actions project above the negative ones
+    (for unlabeled actions, a fixed anchor list decides). Scaling: scores are divided by the largest
+    |projection| among the fitted actions, so the reference set lies in [-1, 1]. Both are
+    deterministic, and ``svd_solver="full"`` makes the PCA itself deterministic.
+
+    For a language model the embedding of a sentence is the residual stream after block ``layer``,
+    pooled over tokens (``pooling="mean"``, BOS excluded; or ``"last"``).
+    Fitted attributes: ``components_``, ``explained_variance_ratio_``, ``mean_``, ``sign_``,
+    ``scale_``, ``direction_`` (unit vector, oriented), ``layer_``, ``templates_``, ``actions_``,
+    ``labels_``, ``n_features_in_``, ``backend_`` ("encoder" or "model"), ``backend_name_``.
+    """
+
+    def __init__(self, n_components: int = 5, pooling: str = "mean", batch_size: int = 64):
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r} is not valid; use one of {POOLINGS}")
+        if int(n_components) < 1:
+            raise ValueError(f"n_components must be >= 1, got {n_components}")
+        self.n_components = int(n_components)
+        self.pooling = pooling
+        self.batch_size = int(batch_size)
+
+    # -- embedding -------------------------------------------------------------------------
+    @staticmethod
+    def default_layer(model: Any) -> int:
+        """The layer used when ``fit(model)`` gets none: the middle block, ``n_layers // 2``.
+
+        Chosen by principle, not by agreement with labels: abstract, sentence-level properties are
+        most linearly accessible in the middle of a transformer, after the early token-level blocks
+        and before the late blocks that specialise in predicting the next token.
+        """
+        return int(model.n_layers) // 2
+
+    def _embed_sentences(self, backend: Any, sentences: list[str], layer: int | None) -> np.ndarray:
+        kind = _backend_kind(backend)
+        if kind == "encoder":
+            X = backend.encode(sentences, batch_size=self.batch_size, show_progress_bar=False) \
+                if _accepts_kwargs(backend.encode) else backend.encode(sentences)
+        else:
+            from .tracing import get_activations
+
+            X = get_activations(backend, sentences, layer=layer, reduce=self.pooling,
+                                batch_size=min(self.batch_size, 32))
+        X = np.asarray(X.detach().cpu().numpy() if _is_torch(X) else X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] != len(sentences):
+            raise ValueError(f"{type(backend).__name__}.encode returned shape {X.shape} for {len(sentences)} "
+                             "sentences; expected [n_sentences, dim]")
+        return X
+
+    def embed(self, phrases: Sequence[str] | str, encoder_or_model: Any | None = None,
+              templates: Sequence[str] | None = None, use_templates: bool = True) -> np.ndarray:
+        """Template-averaged embeddings ``[n_phrases, dim]`` (the raw phrase embeddings with ``use_templates=False``)."""
+        phrases = _check_phrases(phrases)
+        backend, layer = self._resolve_backend(encoder_or_model)
+        if not use_templates:
+            return self._embed_sentences(backend, phrases, layer)
+        templates = _check_templates(templates if templates is not None else getattr(self, "templates_", None))
+        sentences = [t.format(p) for p in phrases for t in templates]
+        X = self._embed_sentences(backend, sentences, layer)
+        return X.reshape(len(phrases), len(templates), -1).mean(axis=1)
+
+    def _resolve_backend(self, encoder_or_model: Any | None) -> tuple[Any, int | None]:
+        fitted = hasattr(self, "components_")
+        if encoder_or_model is None:
+            if not fitted:
+                raise RuntimeError("this MoralDirection is not fitted yet: call .fit(encoder_or_model) first")
+            return self.backend_obj_, self.layer_
+        kind = _backend_kind(encoder_or_model)
+        if not fitted:
+            return encoder_or_model, None
+        if kind != self.backend_:
+            raise ValueError(f"this MoralDirection was fitted on a {self.backend_} ({self.backend_name_!r}); "
+                             f"it cannot score with a {kind} ({_backend_name(encoder_or_model)!r})")
+        if kind == "model" and int(encoder_or_model.d_model) != self.n_features_in_:
+            raise ValueError(f"model {_backend_name(encoder_or_model)!r} has d_model={encoder_or_model.d_model}, "
+                             f"but this direction was fitted on {self.n_features_in_}-d activations of "
+                             f"{self.backend_name_!r}")
+        if _backend_name(encoder_or_model) != self.backend_name_:
+            raise ValueError(f"this MoralDirection was fitted with {self.backend_name_!r}; scoring with "
+                             f"{_backend_name(encoder_or_model)!r} would project onto a meaningless axis. "
+                             "Fit a new MoralDirection for that encoder or model.")
+        return encoder_or_model, self.layer_
+
+    # -- fitting -----------------------------------------------------------------------------
+    @_fit_from_class
+    def fit(self, encoder_or_model: Any, actions: Any = None, templates: Sequence[str] | None = None,
+            layer: int | None = None, random_state: int = 0) -> "MoralDirection":
+        """Fit the direction. ``actions``: None (data/moral/pca_actions.csv), a dict
+        {action: +1/-1}, (action, label) pairs, a DataFrame with ``action`` and ``label`` columns, or
+        a plain list of actions (then the sign comes from a fixed anchor list). ``layer`` is used
+        only for a language model (default :meth:`default_layer`). Returns self.
+        """
+        from sklearn.decomposition import PCA
+
+        kind = _backend_kind(encoder_or_model)
+        for attr in [a for a in vars(self) if a.endswith("_")]:
+            delattr(self, attr)  # refitting starts from scratch
+        if kind == "model":
+            layer = self.default_layer(encoder_or_model) if layer is None else encoder_or_model.check_layer(layer)
+        elif layer is not None:
+            raise ValueError(f"layer={layer!r} applies only to a language model; a sentence encoder has no layers "
+                             "(pass layer=None)")
+        phrases, labels = _labeled_actions(actions)
+        templates = _check_templates(templates)
+        if labels is not None:
+            if len(labels) != len(phrases):
+                raise ValueError(f"got {len(phrases)} actions but {len(labels)} labels")
+            bad = sorted({float(v) for v in labels if v not in (-1.0, 1.0)})
+            if bad:
+                raise ValueError(f"action labels must be +1 (normative) or -1 (non-normative); got {bad}")
+            if (labels > 0).sum() < 1 or (labels < 0).sum() < 1:
+                raise ValueError("the labeled actions need at least one positive (+1) and one negative (-1) action")
+        if len(phrases) < 2:
+            raise ValueError(f"fit needs at least 2 actions for a PCA; got {len(phrases)}")
+
+        self.backend_ = kind
+        self.backend_name_ = _backend_name(encoder_or_model)
+        self.backend_obj_ = encoder_or_model
+        self.layer_ = layer
+        self.templates_ = templates
+        self.actions_ = phrases
+        self.labels_ = labels
+        X = self.embed(phrases, encoder_or_model, templates)
+        self.n_features_in_ = int(X.shape[1])
+        n_components = min(self.n_components, X.shape[0], X.shape[1])
+        pca = PCA(n_components=n_components, svd_solver="full", random_state=random_state).fit(X)
+        self.pca_ = pca
+        self.components_ = pca.components_.copy()
+        self.explained_variance_ratio_ = pca.explained_variance_ratio_.copy()
+        self.mean_ = pca.mean_.copy()
+        self.random_state_ = random_state
+
+        proj = (X - self.mean_) @ self.components_[0]
+        if labels is not None:
+            gap = proj[labels > 0].mean() - proj[labels < 0].mean()
+        else:
+            anchors = self.embed(list(_ANCHOR_POS + _ANCHOR_NEG), encoder_or_model, templates)
+            a = (anchors - self.mean_) @ self.components_[0]
+            gap = a[: len(_ANCHOR_POS)].mean() - a[len(_ANCHOR_POS):].mean()
+        # gap == 0 is a degenerate fit; +1 keeps the rule total and deterministic.
+        self.sign_ = 1 if gap >= 0 else -1
+        self.scale_ = float(np.abs(proj).max())
+        if self.scale_ == 0.0:
+            raise ValueError("all actions have the same embedding; the PCA found no direction")
+        self.direction_ = self.sign_ * self.components_[0]
+        self.train_scores_ = self.sign_ * proj / self.scale_
+        return self
+
+    # -- scoring -----------------------------------------------------------------------------
+    def score_embeddings(self, X: Any) -> np.ndarray:
+        """Scores of already-embedded (template-averaged) rows ``[n, n_features_in_]``."""
+        if not hasattr(self, "components_"):
+            raise RuntimeError("this MoralDirection is not fitted yet: call .fit(encoder_or_model) first")
+        X = _as_2d_array(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"embeddings have {X.shape[1]} features but this direction was fitted on "
+                             f"{self.n_features_in_}-d embeddings of {self.backend_name_!r}")
+        return self.sign_ * ((X - self.mean_) @ self.components_[0]) / self.scale_
+
+    def score(self, phrases: Sequence[str] | str, encoder_or_model: Any | None = None,
+              use_templates: bool = True) -> np.ndarray:
+        """Moral score of each phrase: roughly in [-1, 1], positive = normative (acceptable).
+
+        The phrase is put into the fitted templates and averaged, exactly as in ``fit``; with
+        ``use_templates=False`` the raw text is embedded (for whole sentences, e.g. in MoRT filtering).
+        ``encoder_or_model`` defaults to the one used in ``fit``; another one must be the same encoder.
+        """
+        X = self.embed(phrases, encoder_or_model, use_templates=use_templates)
+        return self.score_embeddings(X)
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "components_"):
+            return f"MoralDirection(n_components={self.n_components}, pooling={self.pooling!r}, unfitted)"
+        where = f", layer={self.layer_}" if self.layer_ is not None else ""
+        return (f"MoralDirection({self.backend_name_!r}{where}, n_actions={len(self.actions_)}, "
+                f"n_templates={len(self.templates_)}, pc1_var={self.explained_variance_ratio_[0]:.3f})")
+
+
+def _accepts_kwargs(fn: Any) -> bool:
+    """True for sentence-transformers' encode (batch_size / show_progress_bar keywords)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "batch_size" in params and "show_progress_bar" in params
