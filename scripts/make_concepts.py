@@ -57,11 +57,13 @@ def dedupe(pairs: list[dict]) -> list[dict]:
 
 def assign_splits(pairs: list[dict], seed: int = SEED) -> None:
     """Give each pair a split, ~TEST_FRACTION of every topic's pairs going to test."""
-    rng = random.Random(seed)
     by_topic: dict[str, list[dict]] = {}
     for p in pairs:
         by_topic.setdefault(p["topic"], []).append(p)
     for topic in sorted(by_topic):
+        # One generator per topic (string seeds hash with SHA-512, stable across runs), so
+        # adding a topic to the source file leaves the other topics' splits unchanged.
+        rng = random.Random(f"{seed}/{topic}")
         group = by_topic[topic]
         order = list(range(len(group)))
         rng.shuffle(order)

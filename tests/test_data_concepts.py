@@ -54,6 +54,19 @@ def test_split_is_about_70_30_and_both_splits_balanced(concept):
         assert 0.4 <= part.label.mean() <= 0.6, f"{name}/{split}: label mean {part.label.mean():.2f}"
 
 
+def test_length_alone_does_not_predict_the_label(concept):
+    # A logistic regression on character length, fitted on train and scored on test. At 60% or
+    # more, a probe could learn "long sentence" instead of the concept; we lengthened civil,
+    # modern and negative sides until it sat near chance (measured: about 0.40 to 0.53).
+    from sklearn.linear_model import LogisticRegression
+
+    name, df = concept
+    length = df.text.str.len().to_numpy()[:, None]
+    train, test = (df.split == "train").to_numpy(), (df.split == "test").to_numpy()
+    acc = LogisticRegression().fit(length[train], df.label[train]).score(length[test], df.label[test])
+    assert acc < 0.60, f"{name}: length-only accuracy {acc:.2f}"
+
+
 def test_split_argument_filters_rows():
     full = load_concepts("toxicity")
     train, test = load_concepts("toxicity", "train"), load_concepts("toxicity", split="test")
@@ -102,7 +115,7 @@ def test_toxicity_lengths_match(toxicity):
     length = toxicity.text.str.len()
     mean = length.groupby(toxicity.label).mean()
     assert abs(mean[1] - mean[0]) / mean[0] < 0.15, mean.to_dict()
-    assert length.min() < 35 and length.max() > 85
+    assert length.min() < 20 and length.max() > 150
 
 
 # Words that name protected groups: the hostile side attacks individuals' behaviour, never a group.
@@ -161,8 +174,8 @@ def _iban_ok(iban: str) -> bool:
 
 
 VALID = {
-    # first and last word capitalised ("Mirte de Jode" keeps its lowercase particle)
-    "NAME": lambda v: v.split()[0][0].isupper() and v.split()[-1][0].isupper() and not any(c.isdigit() for c in v),
+    # capitalised first word, no digits (Dutch particles stay lowercase: "Mirte de Jode")
+    "NAME": lambda v: v[0].isupper() and not any(c.isdigit() for c in v) and len(v.split()) <= 5,
     "EMAIL": lambda v: re.fullmatch(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", v) is not None,
     "PHONE": lambda v: 7 <= sum(c.isdigit() for c in v.split("x")[0]) <= 15,  # E.164 max, before any extension
     # a street address: several words, most with a house number (fr_FR sometimes omits it)
