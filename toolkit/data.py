@@ -122,3 +122,196 @@ def pii_token_labels(
         out["labels"].append(labels)
         out["type_ids"].append(type_ids)
     return out
+
+
+# --------------------------------------------------------------------------- general-text corpus
+#: Folder holding the project's general-English corpus (see data/corpus/README.md).
+CORPUS_DIR = Path(__file__).resolve().parents[1] / "data" / "corpus"
+
+
+def load_corpus(name: str | None = None, *, split: str = "train", text_column: str = "text") -> datasets.Dataset:
+    """Load a text corpus as a ``datasets.Dataset`` with a ``text`` column.
+
+    - ``name=None``: the project's offline corpus ``data/corpus/corpus.jsonl.gz`` (~322k SmolLM2
+      tokens of World English Bible passages and Python reference prose; columns ``id``, ``text``,
+      ``source``, ``title``, ``n_tokens``).
+    - a local file or folder: handed to ``datasets.load_dataset`` (json/jsonl/csv/parquet/txt).
+    - a Hugging Face dataset id (``"roneneldan/TinyStories"``): ``datasets.load_dataset(name, split=split)``
+      for users who are online; without a network it fails within seconds instead of hanging.
+
+    ``text_column`` names the column holding the text when it is not ``text``; it is renamed to ``text``.
+    """
+    import os
+
+    if name is None:
+        path = CORPUS_DIR / "corpus.jsonl.gz"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing; rebuild it with scripts/make_corpus.py")
+        ds = datasets.load_dataset("json", data_files=str(path), split="train")
+    elif Path(name).expanduser().exists():
+        local = Path(name).expanduser()
+        if local.is_file():
+            builders = {".json": "json", ".jsonl": "json", ".gz": "json", ".csv": "csv",
+                        ".parquet": "parquet", ".txt": "text"}
+            builder = builders.get(local.suffix.lower())
+            if builder is None:
+                raise ValueError(f"cannot tell the format of {local}; use one of {sorted(builders)} "
+                                 "(.gz means gzipped JSON lines)")
+            ds = datasets.load_dataset(builder, data_files=str(local), split=split)
+        else:
+            ds = datasets.load_dataset(str(local), split=split)
+    else:
+        offline = any(os.environ.get(v, "").strip() in ("1", "true", "yes") for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
+        if not offline:
+            from .models import hub_reachable
+
+            if not hub_reachable():
+                raise OSError(f"corpus {name!r} is not a local path and the Hugging Face hub is not reachable; "
+                              "use load_corpus() for the embedded offline corpus, pass a local file or folder, "
+                              "or set HF_DATASETS_OFFLINE=1 to read a copy already in the datasets cache")
+        ds = datasets.load_dataset(name, split=split)
+    if text_column not in ds.column_names:
+        raise ValueError(f"corpus has no column {text_column!r}; its columns are {ds.column_names} "
+                         "(pass text_column=...)")
+    if text_column != "text":
+        if "text" in ds.column_names:
+            ds = ds.remove_columns("text")
+        ds = ds.rename_column(text_column, "text")
+    return ds
+
+
+# --------------------------------------------------------------------------- activation cache
+def _activation_cache_key(model_name: str, layer: int, texts: Sequence[str], max_tokens: int | None,
+                          skip_first: bool) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(f"v1|{model_name}|{layer}|{max_tokens}|{skip_first}|{len(texts)}".encode())
+    for t in texts:
+        h.update(b"\0" + t.encode("utf-8"))
+    return h.hexdigest()
+
+
+def activation_cache_path(model: Any, texts: Sequence[str], layer: int, *, max_tokens: int | None = None,
+                          skip_first: bool = True, cache_dir: str | Path | None = None) -> Path:
+    """Where :func:`cache_activations` stores (or finds) these activations."""
+    import re
+
+    from . import config
+
+    root = Path(cache_dir) if cache_dir is not None else config.cache_dir() / "activations"
+    key = _activation_cache_key(model.name, layer, list(texts), max_tokens, skip_first)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "--", model.name)
+    return root / safe / f"layer{layer:02d}-{key[:20]}.safetensors"
+
+
+def cache_activations(
+    model: Any,
+    texts: Sequence[str],
+    layer: int,
+    *,
+    max_tokens: int | None = None,
+    cache_dir: str | Path | None = None,
+    skip_first: bool = True,
+    chunk_texts: int = 64,
+    batch_size: int = 16,
+    return_index: bool = False,
+    refresh: bool = False,
+    progress: bool = True,
+):
+    """Residual-stream activations after block ``layer`` over ``texts``, cached on disk.
+
+    The first call runs the model (``tk.get_activations``, which drops BOS and padding) in chunks of
+    ``chunk_texts`` texts and writes one safetensors file keyed by model name, layer, ``max_tokens``
+    and a hash of the texts (under ``<toolkit cache>/activations`` or ``cache_dir``); later calls with
+    the same inputs read it back. Memory stays bounded: the output buffer holds at most
+    ``max_tokens`` rows, texts beyond the budget are never run, and one chunk is in flight at a time.
+
+    ``skip_first`` drops position 0 of every text as well: without a BOS token (SmolLM2 adds none)
+    the first token is the attention sink, whose residual norm is ~100x the others' and would
+    dominate an SAE's loss.
+
+    Returns a float32 tensor ``[n_tokens, d_model]``; with ``return_index=True`` also a DataFrame
+    with ``text_id``, ``position``, ``token_id`` and ``token`` for every row.
+    """
+    import pandas as pd
+    import torch
+    from safetensors.torch import load_file, save_file
+    from tqdm.auto import tqdm
+
+    from .tracing import get_activations
+
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty: pass at least one string")
+    layer = model.check_layer(layer)
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
+    if chunk_texts < 1:
+        raise ValueError(f"chunk_texts must be >= 1, got {chunk_texts}")
+    path = activation_cache_path(model, texts, layer, max_tokens=max_tokens, skip_first=skip_first,
+                                 cache_dir=cache_dir)
+
+    if refresh or not path.exists():
+        # Exact per-text counts from the tokenizer (same call get_activations makes) size the buffer.
+        ids = model.tokenizer(texts).input_ids
+        drop_bos = 1 if getattr(model, "adds_bos", False) else 0
+        counts = [max(0, len(t) - drop_bos - (1 if skip_first and not drop_bos else 0)) for t in ids]
+        total = sum(counts) if max_tokens is None else min(sum(counts), max_tokens)
+        if total == 0:
+            raise ValueError("texts contain no tokens to cache (each needs at least two tokens with skip_first)")
+        acts = torch.empty(total, model.d_model, dtype=torch.float32)
+        text_id = torch.empty(total, dtype=torch.int64)
+        position = torch.empty(total, dtype=torch.int64)
+        token_id = torch.empty(total, dtype=torch.int64)
+        filled = 0
+        bar = tqdm(total=total, desc=f"caching layer {layer}", unit="tok", disable=not progress, leave=False)
+        for start in range(0, len(texts), chunk_texts):
+            if filled >= total:
+                break
+            # only run as many texts as the budget still needs
+            stop, need = start, 0
+            while stop < min(start + chunk_texts, len(texts)) and need < total - filled:
+                need += counts[stop]
+                stop += 1
+            chunk = [t for t in texts[start:stop]]
+            a, index = get_activations(model, chunk, layer=layer, batch_size=batch_size, return_index=True,
+                                       progress=False)
+            keep = torch.ones(len(index), dtype=torch.bool)
+            if skip_first:
+                keep &= torch.as_tensor(index["position"].to_numpy() > 0)
+            a = a[keep]
+            take = min(a.shape[0], total - filled)
+            acts[filled: filled + take] = a[:take]
+            text_id[filled: filled + take] = torch.as_tensor(index["text_id"].to_numpy()[keep.numpy()][:take] + start)
+            position[filled: filled + take] = torch.as_tensor(index["position"].to_numpy()[keep.numpy()][:take])
+            token_id[filled: filled + take] = torch.as_tensor(index["token_id"].to_numpy()[keep.numpy()][:take])
+            filled += take
+            bar.update(take)
+            del a, index
+        bar.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        meta = {"model": model.name, "layer": str(layer), "n_texts": str(len(texts)), "skip_first": str(skip_first),
+                "max_tokens": str(max_tokens)}
+        save_file({"acts": acts[:filled].contiguous(), "text_id": text_id[:filled].contiguous(),
+                   "position": position[:filled].contiguous(), "token_id": token_id[:filled].contiguous()},
+                  str(tmp), metadata=meta)
+        tmp.replace(path)  # atomic: a crash never leaves a half-written cache behind
+        stored = {"acts": acts[:filled], "text_id": text_id[:filled], "position": position[:filled],
+                  "token_id": token_id[:filled]}
+    else:
+        stored = load_file(str(path))
+        if stored["acts"].shape[1] != model.d_model:
+            raise ValueError(f"cached activations in {path} have width {stored['acts'].shape[1]}, "
+                             f"{model.name} has d_model={model.d_model}; delete the file or pass refresh=True")
+    if not return_index:
+        return stored["acts"]
+    tok = stored["token_id"].numpy()
+    index = pd.DataFrame({
+        "text_id": stored["text_id"].numpy(),
+        "position": stored["position"].numpy(),
+        "token_id": tok,
+        "token": model.tokenizer.convert_ids_to_tokens(tok.tolist()),
+    })
+    return stored["acts"], index
