@@ -359,8 +359,8 @@ def run_exercise(nb, ex: Exercise, solution_source: str | None = None) -> BaseEx
     ns = _Namespace(__name__="__exercise__")
     exec(compile(notebook_imports(nb), f"<{ex.notebook} imports>", "exec"), ns)
     source = nb.cells[ex.cell_index].source if solution_source is None else solution_source
-    exec(compile(_python_source(source), f"<{ex.notebook} cell {ex.cell_index}>", "exec"), ns)
     try:
+        exec(compile(_python_source(source), f"<{ex.notebook} cell {ex.cell_index}>", "exec"), ns)
         for j in sorted(set(ex.check_def_cells) | set(ex.check_call_cells)):
             exec(compile(_python_source(nb.cells[j].source), f"<{ex.notebook} cell {j}>", "exec"), ns)
     except Exception as e:  # the check failing is the point

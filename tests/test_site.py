@@ -250,4 +250,3 @@ def test_the_built_curriculum_site():
         n_figures = len(bs.figures(nbformat.read(nb_path, as_version=4)))
         decoded = [i for i in pages[page]["images"] if i["w"] > 0]
         assert len(decoded) >= n_figures, f"{page.name}: {len(decoded)} decoded images, notebook has {n_figures} figures"
-        assert n_figures > 0, f"{nb_path.name} has no figures"
