@@ -288,6 +288,8 @@ def _load_local_hf(path: str | Path, device: str, dtype: torch.dtype, **kwargs: 
     finally:
         hf_logging.enable_progress_bar()
     model.to(device).eval()
+    # The curriculum never trains the LLM; frozen weights keep traced tensors free of autograd graphs.
+    model.requires_grad_(False)
     return model, tokenizer
 
 
