@@ -78,33 +78,62 @@ def _label(line: str) -> tuple[str, str] | None:
     return None
 
 
+_BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+
+
 def parse_header(markdown: str) -> dict[str, Any]:
-    """Title, learning objectives, prerequisites and time from a notebook's first markdown cell."""
-    out: dict[str, Any] = {"title": "", "objectives": [], "prerequisites": [], "time": []}
-    section = None
+    """Title, learning objectives, prerequisites and time from a notebook's first markdown cell.
+
+    A labelled section (``**Prerequisites:** ...``, ``## Learning objectives``) runs until a blank
+    line after its text, another label or a heading; a list may have blank lines between its items.
+    Lines that continue a list item or a sentence are joined to it.
+    """
+    out: dict[str, list[str]] = {"objectives": [], "prerequisites": [], "time": []}
+    title = ""
+    section: str | None = None
+    blank_after_text = False
     for line in markdown.splitlines():
         if "colab-badge" in line or "colab.research.google.com" in line:
             continue
-        if not out["title"] and re.match(r"^#\s+\S", line):
-            out["title"] = line.lstrip("#").strip()
+        if not title and re.match(r"^#\s+\S", line):
+            title = line.lstrip("#").strip()
             continue
         found = _label(line)
         if found:
             section, rest = found
-            if rest:
-                out[section].append(rest)
+            out[section] += [rest] if rest else []
+            blank_after_text = False
             continue
         if re.match(r"^\s*#", line):  # another heading ends the section
             section = None
             continue
-        if section and line.strip():
-            out[section].append(re.sub(r"^\s*(?:[-*+]|\d+[.)])\s+", "", line).strip())
+        if section is None:
+            continue
+        if not line.strip():
+            blank_after_text = bool(out[section])
+            continue
+        items = out[section]
+        bullet = bool(_BULLET.match(line))
+        if blank_after_text and not bullet:
+            section = None  # a paragraph after the section's text is not part of it
+            continue
+        blank_after_text = False
+        text = _BULLET.sub("", line).strip()
+        if bullet or not items:
+            items.append(text)
+        else:
+            items[-1] = f"{items[-1]} {text}"
     return {
-        "title": out["title"],
+        "title": title,
         "objectives": out["objectives"],
         "prerequisites": "; ".join(out["prerequisites"]),
         "time": " ".join(out["time"]),
     }
+
+
+def short_title(title: str, order: str) -> str:
+    """``"00 · Tracing"`` -> ``"Tracing"`` when the course map already shows the number."""
+    return re.sub(rf"^\s*(?:notebook\s+)?{re.escape(order)}\s*[·:.\-–—|]?\s*", "", title, flags=re.I) or title
 
 
 def inline_markdown(text: str) -> str:
@@ -280,6 +309,8 @@ table{border-collapse:collapse;width:100%;background:var(--card);border:1px soli
 th,td{text-align:left;padding:.5em .7em;border-bottom:1px solid var(--line);vertical-align:top}
 th{background:#eef2f6;font-weight:600;font-size:.92em}
 td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
+table.map td.time{min-width:7em;max-width:16em}
+table.map td:nth-child(2){min-width:12em}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1.1em 1.3em;margin:1.1em 0}
 .card h3{margin:0 0 .4em;font-size:1.2em}
 .meta{color:var(--muted);font-size:.92em;margin:.2em 0 .6em}
@@ -304,7 +335,7 @@ def _course_map(entries: list[Entry]) -> str:
         rows.append(
             f"<tr><td class=\"num\">{html.escape(e.order)}</td><td>{title}</td>"
             f"<td>{inline_markdown(e.prerequisites) or '<span class=muted>none</span>'}</td>"
-            f"<td class=\"num\">{inline_markdown(e.time) or '&ndash;'}</td>"
+            f"<td class=\"time\">{inline_markdown(e.time) or '&ndash;'}</td>"
             f"<td class=\"num\">{e.n_figures}</td></tr>"
         )
     return ("<table class=\"map\"><thead><tr><th>#</th><th>Notebook</th><th>Prerequisites</th>"
@@ -389,7 +420,8 @@ def build_site(notebooks: Path, executed: Path, results: Path, out: Path,
         source_nb = nbformat.read(master_path if master_path.exists() else exec_path, as_version=4)
         first_md = next((c.source for c in source_nb.cells if c.cell_type == "markdown"), "")
         head = parse_header(first_md)
-        entry = Entry(stem=stem, title=head["title"] or stem, order=stem.split("_", 1)[0],
+        order = stem.split("_", 1)[0]
+        entry = Entry(stem=stem, title=short_title(head["title"], order) if head["title"] else stem, order=order,
                       objectives=head["objectives"], prerequisites=head["prerequisites"], time=head["time"])
         if exec_path.exists():
             nb = nbformat.read(exec_path, as_version=4)

@@ -104,6 +104,14 @@ def test_parse_header_reads_the_course_map_fields():
                     "prerequisites": "a, b", "time": "~1 h"}
 
 
+def test_parse_header_joins_wrapped_lines_and_stops_at_a_paragraph():
+    head = bs.parse_header("# 03 · SAEs\n\n**Learning objectives**\n\n- train an SAE on\n  the residual stream\n\n- read it\n\n"
+                           "**Prerequisites:** notebooks 00 and 02;\nPyTorch.\n\n**Time estimate:** 1 h\n\nThe model is...")
+    assert head["objectives"] == ["train an SAE on the residual stream", "read it"]
+    assert head["prerequisites"] == "notebooks 00 and 02; PyTorch." and head["time"] == "1 h"
+    assert bs.short_title(head["title"], "03") == "SAEs"
+
+
 def test_site_has_map_metrics_thumbnails_and_is_offline(tmp_path):
     d = make_curriculum(tmp_path)
     index = bs.build_site(d["notebooks"], d["executed"], d["results"], d["site"])
