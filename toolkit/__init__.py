@@ -23,4 +23,7 @@ from .data import PII_TYPES, load_concepts, pii_token_labels
 from .directions import MoralDirection, mean_difference, pca_direction, project, remove_direction
 from .fms import FMSResult, fms, fms_report
 from .sae import ReluSAE, SparseAutoencoder, TopKSAE, ce_loss_recovered, export_saelens, fvu, load_saelens, sae_metrics, train_sae
+from .sae import SCAR, GuidedSAE
+from .steering import mlp_activations, steer, steering_edit
+from .evaluate import ConceptJudge, alpha_sweep, auroc, best_latent, repetition_rate, summarize_sweep
 from .data import activation_cache_path, cache_activations, load_corpus

@@ -1,0 +1,132 @@
+"""toolkit.evaluate: detection metrics, the concept judge, repetition, sweeps and trade-off fits."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from toolkit.evaluate import (
+    ConceptJudge,
+    alpha_sweep,
+    auroc,
+    best_latent,
+    cost_at_shift,
+    fit_tradeoff,
+    latent_aurocs,
+    repetition_rate,
+    summarize_sweep,
+)
+
+
+class WordEncoder:
+    """A deterministic stand-in for the sentence encoder: counts of a few marker words."""
+
+    vocab = ("thou", "thee", "hath", "doth", "you", "the", "idiot", "please")
+
+    def encode(self, texts):
+        return np.array([[t.lower().split().count(w) for w in self.vocab] for t in texts], dtype=np.float32)
+
+
+def test_auroc_matches_sklearn_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    x = np.round(rng.normal(size=(300, 5)) + y[:, None] * np.array([0, 0.5, 1, -1, 2]), 1)
+    ours = latent_aurocs(x, y)
+    ref = [roc_auc_score(y, x[:, j]) for j in range(5)]
+    assert np.allclose(ours, ref)
+    assert auroc(x[:, 4], y) == pytest.approx(ref[4])
+
+
+def test_best_latent_prefers_rising_latents():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    x = rng.normal(size=(400, 6))
+    x[:, 2] += 1.5 * y  # rises with the concept
+    x[:, 4] -= 3.0 * y  # falls with it: a better separator, but not a detector of presence
+    idx, score = best_latent(x, y)
+    assert idx == 2 and score > 0.8
+
+
+def test_auroc_errors():
+    with pytest.raises(ValueError, match="both classes"):
+        auroc([0.1, 0.2], [1, 1])
+    with pytest.raises(ValueError, match="binary"):
+        auroc([0.1, 0.2, 0.3], [0, 1, 2])
+    with pytest.raises(ValueError, match="labels"):
+        latent_aurocs(np.zeros((3, 2)), [0, 1])
+
+
+def test_repetition_rate():
+    assert repetition_rate("a b c a b c a b c", n=3) == pytest.approx(4 / 7)
+    assert repetition_rate("the cat sat on the mat", n=3) == 0.0
+    assert repetition_rate("short", n=3) == 0.0
+    out = repetition_rate(["x y x y x y", "one two three four"], n=2)
+    assert out[0] == pytest.approx(3 / 5) and out[1] == 0.0
+    with pytest.raises(ValueError):
+        repetition_rate(["a"], n=0)
+
+
+def test_judge_fits_scores_and_reports_accuracy():
+    train = ["thou hath", "thee doth thou", "hath thee", "doth thou"] * 5 + ["you the", "please you", "the you the", "you please"] * 5
+    y = [1] * 20 + [0] * 20
+    judge = ConceptJudge(encoder=WordEncoder()).fit(train, y)
+    acc = judge.evaluate(["thou doth", "you please the"], [1, 0])
+    assert acc == 1.0 and judge.accuracy_ == 1.0
+    p = judge.score(["thee thou hath", "please the you", ""])
+    assert p[0] > 0.5 > p[1]
+    with pytest.raises(RuntimeError, match="fit"):
+        ConceptJudge(encoder=WordEncoder()).score(["x"])
+    with pytest.raises(ValueError, match="both classes"):
+        ConceptJudge(encoder=WordEncoder()).fit(["a", "b"], [1, 1])
+    with pytest.raises(TypeError, match="single string"):
+        judge.score("thou")
+
+
+def test_alpha_sweep_is_tidy():
+    judge = ConceptJudge(encoder=WordEncoder()).fit(["thou thee"] * 5 + ["you the"] * 5, [1] * 5 + [0] * 5)
+
+    def fake_generate(prompts, alpha):
+        n = max(0, int(round(alpha * 4)))
+        return [" ".join(["thou"] * n + ["you", "the"]) for _ in prompts]
+
+    df = alpha_sweep(fake_generate, ["p1", "p2", "p3"], [0.0, 0.5, 1.0], judge=judge, method="fake", concept="sp")
+    assert list(df.columns[:6]) == ["method", "concept", "alpha", "prompt_id", "prompt", "text"]
+    assert len(df) == 9 and set(df["alpha"]) == {0.0, 0.5, 1.0}
+    summary = summarize_sweep(df)
+    assert summary["concept_score"].is_monotonic_increasing
+    assert len(summary) == 3
+
+
+def test_alpha_sweep_checks_generate_fn():
+    with pytest.raises(ValueError, match="returned 1 texts for 2 prompts"):
+        alpha_sweep(lambda p, a: ["x"], ["a", "b"], [0.0])
+
+
+def test_fit_tradeoff_recovers_planted_shape():
+    a = np.array([0.0, 0.5, 1.0, 1.5, 2.0, -0.5, -1.0])
+    concept = 0.1 + 0.3 * np.abs(a)
+    quality = 5.0 - 0.8 * a ** 2
+    fit = fit_tradeoff(a, concept, quality)
+    assert fit["concept_slope"] == pytest.approx(0.3)
+    assert fit["quality_curvature"] == pytest.approx(-0.8)
+    assert fit["concept_r2"] == pytest.approx(1.0) and fit["quality_r2"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="3 distinct"):
+        fit_tradeoff([0, 1, -1], [0, 1, 1], [1, 0, 0])
+
+
+def test_cost_at_shift_interpolates():
+    a = [0.0, 1.0, 2.0]
+    c = [0.2, 0.4, 0.8]
+    q = [10.0, 12.0, 20.0]
+    assert cost_at_shift(a, c, q, 0.2) == pytest.approx(12.0)
+    assert cost_at_shift(a, c, q, 0.4) == pytest.approx(16.0)
+    assert np.isnan(cost_at_shift(a, c, q, 0.9))
+    with pytest.raises(ValueError, match="alpha=0"):
+        cost_at_shift([1.0, 2.0, 3.0], c, q, 0.1)
+
+
+def test_summarize_averages_perplexity_in_log_space():
+    df = pd.DataFrame({"method": "m", "alpha": [0.0, 0.0], "perplexity": [10.0, 1000.0], "concept_score": [0, 1]})
+    out = summarize_sweep(df)
+    assert out["perplexity"].iloc[0] == pytest.approx(100.0)

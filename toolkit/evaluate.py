@@ -1,0 +1,313 @@
+"""Evaluating steered generations: a concept judge, perplexity, repetition, alpha sweeps.
+
+The judge must not be the model we steer, otherwise steering could "fool" its own
+detector without changing the text. We use a small sentence encoder (``load_encoder()``)
+with a logistic regression on top, trained on the concept's training split, and report its
+held-out accuracy so the reader knows how far to trust it.
+
+Quality is measured by the perplexity of the generated text under the *unsteered* model
+(a steered model that babbles still finds its own babble likely) and by a repetition rate,
+because the first thing heavy steering does to a small model is make it loop.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ConceptJudge",
+    "auroc",
+    "latent_aurocs",
+    "best_latent",
+    "repetition_rate",
+    "generation_perplexity",
+    "alpha_sweep",
+    "summarize_sweep",
+    "fit_tradeoff",
+    "cost_at_shift",
+]
+
+
+# --------------------------------------------------------------------------- detection metrics
+def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``labels`` (ties count one half)."""
+    return float(latent_aurocs(np.asarray(scores, dtype=np.float64)[:, None], labels)[0])
+
+
+def latent_aurocs(latents: np.ndarray, labels: Sequence[int] | np.ndarray) -> np.ndarray:
+    """AUROC of every column of ``latents`` [n, m] as a detector of binary ``labels`` [n].
+
+    Uses the Mann-Whitney rank statistic with average ranks for ties, vectorised over columns,
+    so a 4096-latent SAE is scored in one pass.
+    """
+    x = _as_numpy(latents).astype(np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"latents must be 2-D [n_samples, n_latents], got shape {x.shape}")
+    y = _binary_labels(labels, x.shape[0])
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"labels need both classes for an AUROC; got {n_pos} positives and {n_neg} negatives")
+    ranks = pd.DataFrame(x).rank(axis=0, method="average").to_numpy()
+    rank_sum = ranks[y == 1].sum(axis=0)
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def best_latent(latents: np.ndarray, labels: Sequence[int] | np.ndarray) -> tuple[int, float]:
+    """The single latent that best detects ``labels``: returns ``(index, auroc)``.
+
+    Only latents that rise with the concept count (AUROC > 0.5): an SAE latent is read as
+    "the concept is present when it fires", and steering adds its decoder direction.
+    Choose the latent on training data and report its AUROC on held-out data.
+    """
+    aucs = latent_aurocs(latents, labels)
+    idx = int(np.nanargmax(aucs))
+    return idx, float(aucs[idx])
+
+
+# --------------------------------------------------------------------------- the concept judge
+class ConceptJudge:
+    """Logistic regression on sentence-encoder embeddings: ``P(concept | text)``.
+
+    >>> judge = ConceptJudge().fit(train_texts, train_labels)
+    >>> judge.evaluate(test_texts, test_labels)      # held-out accuracy, also in judge.accuracy_
+    >>> judge.score(generations)                     # np.ndarray of probabilities in [0, 1]
+    """
+
+    def __init__(self, encoder: Any = None, C: float = 1.0, random_state: int = 0) -> None:
+        self.encoder = encoder
+        self.C = C
+        self.random_state = random_state
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        if self.encoder is None:
+            from .models import load_encoder
+
+            self.encoder = load_encoder()
+        texts = _check_texts(texts)
+        return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+
+    def fit(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray) -> "ConceptJudge":
+        """Train on the concept's training split; returns self."""
+        from sklearn.linear_model import LogisticRegression
+
+        emb = self._encode(texts)
+        y = _binary_labels(labels, len(emb))
+        if y.min() == y.max():
+            raise ValueError("the judge needs both classes in its training labels; got only one")
+        self.classifier_ = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
+        self.classifier_.fit(emb, y)
+        self.train_accuracy_ = float(self.classifier_.score(emb, y))
+        return self
+
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        """Probability that each text shows the concept."""
+        self._check_fitted()
+        texts = _check_texts(texts)
+        if len(texts) == 0:
+            return np.zeros(0)
+        # an empty generation has no concept; the encoder would still embed it somewhere
+        emb = self._encode([t if t.strip() else "." for t in texts])
+        return self.classifier_.predict_proba(emb)[:, 1]
+
+    def evaluate(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray) -> float:
+        """Held-out accuracy (stored as ``accuracy_``); also sets ``auroc_``."""
+        p = self.score(texts)
+        y = _binary_labels(labels, len(p))
+        self.accuracy_ = float(((p > 0.5).astype(int) == y).mean())
+        self.auroc_ = auroc(p, y) if 0 < y.sum() < len(y) else float("nan")
+        return self.accuracy_
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classifier_"):
+            raise RuntimeError("ConceptJudge is not fitted yet; call .fit(train_texts, train_labels) first")
+
+
+# --------------------------------------------------------------------------- quality metrics
+def repetition_rate(texts: Sequence[str] | str, n: int = 3) -> np.ndarray | float:
+    """Share of word n-grams that repeat an earlier n-gram of the same text (0 = no loops).
+
+    ``"a b c a b c a b c"`` with n=3 has 7 trigrams of which 4 are repeats: 0.571.
+    Texts shorter than n words score 0. A single string returns a float.
+    """
+    if n < 1:
+        raise ValueError(f"n must be a positive integer, got {n}")
+    single = isinstance(texts, str)
+    items = [texts] if single else _check_texts(texts)
+    out = np.zeros(len(items))
+    for j, text in enumerate(items):
+        words = text.lower().split()
+        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        if grams:
+            out[j] = 1.0 - len(set(grams)) / len(grams)
+    return float(out[0]) if single else out
+
+
+def generation_perplexity(model: Any, texts: Sequence[str], prompts: Sequence[str] | None = None,
+                          batch_size: int = 16) -> np.ndarray:
+    """Perplexity of each text under the unsteered ``model`` (``exp`` of its mean token loss).
+
+    With ``prompts``, the prompt is prepended as context so the continuation is judged in the
+    setting it was generated in; the loss then averages over prompt and continuation tokens,
+    and the prompt part is the same for every method, so differences come from the continuation.
+    Empty texts get NaN.
+    """
+    from .tracing import token_losses
+
+    texts = _check_texts(texts)
+    if prompts is not None:
+        prompts = _check_texts(prompts)
+        if len(prompts) != len(texts):
+            raise ValueError(f"got {len(prompts)} prompts for {len(texts)} texts; they must pair up")
+        full = [f"{p} {t}".strip() for p, t in zip(prompts, texts)]
+    else:
+        full = list(texts)
+    out = np.full(len(full), np.nan)
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    for start in range(0, len(keep), batch_size):
+        idx = keep[start : start + batch_size]
+        nll = token_losses(model, [full[i] for i in idx])
+        out[idx] = np.exp(np.asarray(_as_numpy(nll), dtype=np.float64))
+    return out
+
+
+# --------------------------------------------------------------------------- alpha sweeps
+def alpha_sweep(
+    generate_fn: Callable[[Sequence[str], float], list[str]],
+    prompts: Sequence[str],
+    alphas: Sequence[float],
+    judge: ConceptJudge | None = None,
+    model: Any = None,
+    method: str = "steer",
+    concept: str | None = None,
+    perplexity_with_prompt: bool = True,
+) -> pd.DataFrame:
+    """Generate at each alpha and score every generation: one row per (alpha, prompt).
+
+    ``generate_fn(prompts, alpha) -> list[str]`` does the steering, e.g.
+    ``lambda p, a: tk.steer(model, p, sae=gsae, latent=0, layer=L, alpha=a)``.
+    Columns: method, concept, alpha, prompt_id, prompt, text, concept_score (if a judge is
+    given), perplexity (if a model is given), repetition, n_words.
+    """
+    prompts = _check_texts(prompts)
+    rows = []
+    for alpha in alphas:
+        texts = list(generate_fn(prompts, float(alpha)))
+        if len(texts) != len(prompts):
+            raise ValueError(f"generate_fn returned {len(texts)} texts for {len(prompts)} prompts at alpha={alpha}")
+        frame = pd.DataFrame({
+            "method": method,
+            "concept": concept,
+            "alpha": float(alpha),
+            "prompt_id": np.arange(len(prompts)),
+            "prompt": prompts,
+            "text": texts,
+        })
+        if judge is not None:
+            frame["concept_score"] = judge.score(texts)
+        if model is not None:
+            frame["perplexity"] = generation_perplexity(model, texts, prompts if perplexity_with_prompt else None)
+        frame["repetition"] = repetition_rate(texts)
+        frame["n_words"] = [len(t.split()) for t in texts]
+        rows.append(frame)
+    return pd.concat(rows, ignore_index=True)
+
+
+def summarize_sweep(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each metric per (method, concept, alpha); perplexity is averaged in log space."""
+    metrics = [c for c in ("concept_score", "perplexity", "repetition", "n_words") if c in df.columns]
+    keys = [k for k in ("method", "concept", "alpha") if k in df.columns and df[k].notna().any()]
+    work = df.copy()
+    if "perplexity" in work:
+        work["perplexity"] = np.log(work["perplexity"])
+    out = work.groupby(keys, sort=True)[metrics].mean().reset_index()
+    if "perplexity" in out:
+        out["perplexity"] = np.exp(out["perplexity"])
+    return out
+
+
+def fit_tradeoff(alphas: Sequence[float], concept: Sequence[float], quality: Sequence[float]) -> dict[str, float]:
+    """Fit the RepE trade-off shape: concept ~ a + b*|alpha| (linear), quality ~ c + d*alpha^2.
+
+    "Tradeoffs Between Alignment and Helpfulness in Language Models with Representation
+    Engineering" predicts alignment growing about linearly with the steering norm and
+    helpfulness falling about quadratically. Returns the coefficients and the R^2 of each fit
+    (R^2 near 1 means the relation holds on this curve).
+    """
+    a = np.abs(np.asarray(alphas, dtype=np.float64))
+    c = np.asarray(concept, dtype=np.float64)
+    q = np.asarray(quality, dtype=np.float64)
+    if not (len(a) == len(c) == len(q)):
+        raise ValueError(f"alphas, concept and quality must have the same length; got {len(a)}, {len(c)}, {len(q)}")
+    if len(np.unique(a)) < 3:
+        raise ValueError(f"need at least 3 distinct |alpha| values to fit the trade-off, got {sorted(set(a))}")
+    lin = np.polyfit(a, c, 1)
+    quad = np.polyfit(a ** 2, q, 1)
+    return {
+        "concept_slope": float(lin[0]),
+        "concept_intercept": float(lin[1]),
+        "concept_r2": _r2(c, np.polyval(lin, a)),
+        "quality_curvature": float(quad[0]),
+        "quality_intercept": float(quad[1]),
+        "quality_r2": _r2(q, np.polyval(quad, a ** 2)),
+    }
+
+
+def cost_at_shift(alphas: Sequence[float], concept: Sequence[float], quality: Sequence[float],
+                  shift: float) -> float:
+    """Quality at the alpha where the concept score first moves ``shift`` from its alpha=0 value.
+
+    Interpolates linearly between sweep points along increasing |alpha|; returns NaN when the
+    sweep never reaches that shift (the method cannot move the concept that far).
+    """
+    a = np.asarray(alphas, dtype=np.float64)
+    c = np.asarray(concept, dtype=np.float64)
+    q = np.asarray(quality, dtype=np.float64)
+    order = np.argsort(np.abs(a))
+    a, c, q = a[order], c[order], q[order]
+    if not np.isclose(a[0], 0.0):
+        raise ValueError("the sweep must include alpha=0 as the unsteered reference")
+    moved = np.abs(c - c[0])
+    target = abs(shift)
+    for i in range(1, len(a)):
+        if moved[i] >= target:
+            lo, hi = moved[i - 1], moved[i]
+            t = 1.0 if hi == lo else (target - lo) / (hi - lo)
+            return float(q[i - 1] + t * (q[i] - q[i - 1]))
+    return float("nan")
+
+
+# --------------------------------------------------------------------------- helpers
+def _r2(y: np.ndarray, fit: np.ndarray) -> float:
+    ss_res = float(((y - fit) ** 2).sum())
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x)
+
+
+def _binary_labels(labels: Any, n: int) -> np.ndarray:
+    y = _as_numpy(labels).reshape(-1)
+    if len(y) != n:
+        raise ValueError(f"got {len(y)} labels for {n} samples; they must match")
+    values = set(np.unique(y).tolist())
+    if not values <= {0, 1, True, False, 0.0, 1.0}:
+        raise ValueError(f"labels must be binary 0/1, got values {sorted(values)[:5]}")
+    return y.astype(int)
+
+
+def _check_texts(texts: Any) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("expected a list of strings, got a single string; wrap it in a list")
+    texts = list(texts)
+    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"expected a list of strings, found items of type {sorted(set(bad))}")
+    return texts
