@@ -260,6 +260,10 @@ def make_student_notebook(nb, nb_name: str):
 # activations) are stood in for by an inert placeholder, so the check can reach the stub.
 
 
+class NotComputed(Exception):
+    """A check needed a notebook variable that the extracted cells do not compute."""
+
+
 class _Placeholder:
     """Stands in for a notebook variable the extracted cells do not compute."""
 
@@ -280,11 +284,16 @@ class _Placeholder:
     def __getitem__(self, key) -> "_Placeholder":
         return _Placeholder(f"{self._name}[...]")
 
+    # Iterating, sizing or testing a value the notebook never computed must not let a check pass
+    # vacuously (an empty loop asserts nothing), so these stop the run as "inconclusive".
     def __iter__(self):
-        return iter(())
+        raise NotComputed(self._name)
 
     def __len__(self) -> int:
-        return 0
+        raise NotComputed(self._name)
+
+    def __bool__(self) -> bool:
+        raise NotComputed(self._name)
 
 
 class _Namespace(dict):
@@ -344,6 +353,24 @@ def _calls_its_argument(check_source: str, check: str) -> bool:
     return False
 
 
+def _only_definitions(source: str) -> bool:
+    try:
+        tree = ast.parse(_python_source(source))
+    except SyntaxError:
+        return False
+    allowed = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+    return all(isinstance(node, allowed) for node in tree.body)
+
+
+def _helper_cells(nb, ex: Exercise) -> set[int]:
+    """Earlier check cells that only define things (helpers a check may call), cheap to run."""
+    last = max(ex.check_call_cells)
+    return {
+        j for j, c in enumerate(nb.cells[:last])
+        if c.cell_type == "code" and "check" in tags(c) and _only_definitions(c.source)
+    }
+
+
 @dataclass
 class Verdict:
     ok: bool
@@ -361,7 +388,7 @@ def run_exercise(nb, ex: Exercise, solution_source: str | None = None) -> BaseEx
     source = nb.cells[ex.cell_index].source if solution_source is None else solution_source
     try:
         exec(compile(_python_source(source), f"<{ex.notebook} cell {ex.cell_index}>", "exec"), ns)
-        for j in sorted(set(ex.check_def_cells) | set(ex.check_call_cells)):
+        for j in sorted(set(ex.check_def_cells) | set(ex.check_call_cells) | _helper_cells(nb, ex)):
             exec(compile(_python_source(nb.cells[j].source), f"<{ex.notebook} cell {j}>", "exec"), ns)
     except Exception as e:  # the check failing is the point
         return e

@@ -152,6 +152,19 @@ def test_a_check_that_cannot_fail_is_caught():
     assert not verdict.ok and "cannot fail" in verdict.how
 
 
+def test_checks_that_need_notebook_state_fall_back_to_reading_the_check():
+    """A loop over a variable the extracted cells never compute must not pass vacuously."""
+    master = synthetic_notebook()
+    master.cells[4].source = ("def check_scaled_sum(fn):\n    for case in CASES:\n"
+                              "        assert fn(case) == EXPECTED[case]\n")
+    student, exercises = mx.make_student_notebook(master, "99_synthetic.ipynb")
+    verdict = mx.verify_stub_fails(master, student, exercises[0])
+    assert verdict.ok and verdict.how.startswith("static") and "NotComputed: CASES" in verdict.how
+    master.cells[4].source = "def check_scaled_sum(fn):\n    for case in CASES:\n        assert case in EXPECTED\n"
+    student, exercises = mx.make_student_notebook(master, "99_synthetic.ipynb")
+    assert not mx.verify_stub_fails(master, student, exercises[0]).ok  # never calls fn: caught
+
+
 def test_missing_difficulty_fails_loudly_naming_notebook_and_cell():
     nb = synthetic_notebook(difficulty_line="**Time:** ~10 min")
     with pytest.raises(mx.ExerciseError, match=r"99_synthetic\.ipynb cell 2 .*Difficulty"):
