@@ -294,6 +294,17 @@ def test_token_labels_align_with_spans_on_the_whole_set(which, pii, request):
             assert lab == int(overlaps and b > a), (text, a, b)
 
 
+def test_token_labels_accept_a_row_a_batch_or_the_dataset(minilm_tokenizer):
+    ds = load_concepts("pii", split="test")
+    expected = pii_token_labels(minilm_tokenizer, ds["text"][:5], ds["spans"][:5])
+    assert pii_token_labels(minilm_tokenizer, ds[:5]) == expected
+    assert pii_token_labels(minilm_tokenizer, ds.select(range(5))) == expected
+    row = pii_token_labels(minilm_tokenizer, ds[2])
+    assert row["labels"] == expected["labels"][2:3]
+    with pytest.raises(ValueError, match="spans=None"):
+        pii_token_labels(minilm_tokenizer, ["no spans given"])
+
+
 def test_token_labels_reject_bad_input(minilm_tokenizer):
     with pytest.raises(ValueError, match="span lists"):
         pii_token_labels(minilm_tokenizer, ["a", "b"], [[]])

@@ -71,10 +71,16 @@ def _features(name: str, rows: list[dict]) -> datasets.Features:
     return datasets.Features(feats)
 
 
+def _columns(obj: Any) -> list[str]:
+    if isinstance(obj, datasets.Dataset):
+        return list(obj.column_names)
+    return list(obj.keys()) if isinstance(obj, Mapping) else []
+
+
 def pii_token_labels(
     tokenizer: Any,
-    texts: str | Sequence[str],
-    spans: Sequence[Mapping[str, Any]] | Sequence[Sequence[Mapping[str, Any]]],
+    texts: str | Sequence[str] | Mapping[str, Any] | datasets.Dataset,
+    spans: Sequence[Mapping[str, Any]] | Sequence[Sequence[Mapping[str, Any]]] | None = None,
     *,
     add_special_tokens: bool = False,
 ) -> dict[str, list[list[int]]]:
@@ -87,8 +93,14 @@ def pii_token_labels(
     default) the tokens line up with ``tk.get_activations`` output, which drops BOS and padding.
 
     Returns ``{"input_ids", "labels", "type_ids"}``, each a list (one per text) of int lists.
-    A single text with its span list may be passed instead of lists.
+    A single text with its span list may be passed instead of lists, and with ``spans=None``
+    ``texts`` may be a row, a batch (``ds[:8]``) or a whole ``Dataset`` from ``load_concepts("pii")``.
     """
+    if spans is None:
+        if isinstance(texts, str) or not all(k in _columns(texts) for k in ("text", "spans")):
+            raise ValueError("spans=None needs a pii row, batch or Dataset with 'text' and 'spans'; "
+                             "otherwise pass spans explicitly")
+        texts, spans = texts["text"], texts["spans"]  # type: ignore[index]
     if isinstance(texts, str):
         texts, spans = [texts], [spans]  # type: ignore[list-item]
     texts, spans = list(texts), list(spans)
