@@ -78,7 +78,7 @@ def write_jsonl(rows: list[dict], path: Path) -> None:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
-def build_toxicity() -> None:
+def toxicity_rows() -> list[dict]:
     pairs = dedupe(parse_pairs(CONCEPTS / "source" / "toxicity_pairs.txt"))
     assign_splits(pairs)
     rows = []
@@ -86,11 +86,10 @@ def build_toxicity() -> None:
         common = {"split": p["split"], "pair_id": pid, "topic": p["topic"]}
         rows.append({"text": p["a"], "label": 1, **common, "style": p["style"]})
         rows.append({"text": p["b"], "label": 0, **common, "style": "civil"})
-    write_jsonl(rows, CONCEPTS / "toxicity.jsonl")
-    print(f"toxicity: {len(pairs)} pairs, {len(rows)} texts")
+    return rows
 
 
-def build_shakespeare() -> None:
+def shakespeare_rows() -> list[dict]:
     pairs = dedupe(parse_pairs(CONCEPTS / "source" / "shakespeare_pairs.txt"))
     assign_splits(pairs)
     rows = []
@@ -99,15 +98,16 @@ def build_shakespeare() -> None:
                   "source": p["style"] or "original"}
         rows.append({"text": p["a"], "label": 1, "register": "early_modern", **common})
         rows.append({"text": p["b"], "label": 0, "register": "modern", **common})
-    write_jsonl(rows, CONCEPTS / "shakespeare.jsonl")
-    print(f"shakespeare: {len(pairs)} pairs, {len(rows)} texts")
+    return rows
 
 
-BUILDERS = {"toxicity": build_toxicity, "shakespeare": build_shakespeare}
+BUILDERS = {"toxicity": toxicity_rows, "shakespeare": shakespeare_rows}
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(BUILDERS)
     for name in names:
         if name not in BUILDERS:
             raise SystemExit(f"unknown dataset {name!r}; valid: {sorted(BUILDERS)}")
-        BUILDERS[name]()
+        rows = BUILDERS[name]()
+        write_jsonl(rows, CONCEPTS / f"{name}.jsonl")
+        print(f"{name}: {len(rows) // 2} pairs, {len(rows)} texts")

@@ -92,6 +92,16 @@ def test_unknown_split_is_refused():
         load_concepts("toxicity", split="validation")
 
 
+@pytest.mark.parametrize("name", PAIRED)
+def test_paired_file_is_what_the_build_script_makes(name):
+    spec = importlib.util.spec_from_file_location("make_concepts", ROOT / "scripts" / "make_concepts.py")
+    make_concepts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_concepts)
+    with open(ROOT / "data" / "concepts" / f"{name}.jsonl", encoding="utf-8") as f:
+        stored = [json.loads(line) for line in f]
+    assert make_concepts.BUILDERS[name]() == stored
+
+
 # --- toxicity -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
