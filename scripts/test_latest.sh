@@ -63,8 +63,14 @@ rc, report = int(sys.argv[1]), sys.argv[2]
 pins = {d.split("==")[0].lower(): d.split("==")[1] for d in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"] if "==" in d}
 lines = [f"make test-latest report, {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}", ""]
 lines.append("package        pinned      tested here")
+same = True
 for pkg in ("nnsight", "transformers", "torch"):
-    lines.append(f"{pkg:<14} {pins.get(pkg, '-'):<11} {metadata.version(pkg)}")
+    have = metadata.version(pkg)
+    same &= have.split("+")[0] == pins.get(pkg)
+    lines.append(f"{pkg:<14} {pins.get(pkg, '-'):<11} {have}")
+if same:
+    lines += ["", "The newest releases are the pinned ones, so nothing below is upstream churn:",
+              "a test broken here is broken under `make test` too."]
 try:
     root = ET.parse("build/latest-junit.xml").getroot()
 except (OSError, ET.ParseError) as e:
