@@ -27,3 +27,4 @@ from .sae import SCAR, GuidedSAE
 from .steering import mlp_activations, steer, steering_edit
 from .evaluate import ConceptJudge, alpha_sweep, auroc, best_latent, repetition_rate, summarize_sweep
 from .data import activation_cache_path, cache_activations, load_corpus
+from . import shortcuts
