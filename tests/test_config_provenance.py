@@ -1,0 +1,51 @@
+"""Environment-driven settings and the metrics/provenance record every notebook writes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import toolkit as tk
+
+
+def test_pick_follows_fast_mode(monkeypatch):
+    monkeypatch.setenv("TOOLKIT_FAST", "1")
+    assert tk.pick(fast=1, full=2) == 1
+    monkeypatch.setenv("TOOLKIT_FAST", "0")
+    assert tk.pick(fast=1, full=2) == 2
+
+
+def test_seed_everything_makes_torch_and_numpy_repeat():
+    tk.seed_everything(123)
+    a = (torch.rand(3), np.random.rand(3))
+    tk.seed_everything(123)
+    b = (torch.rand(3), np.random.rand(3))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert tk.config.last_seed() == 123
+
+
+def test_cache_dir_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("TOOLKIT_CACHE", str(tmp_path / "c"))
+    assert tk.config.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
+
+
+def test_save_results_is_deterministic_and_carries_provenance(tmp_path):
+    metrics = {"acc": np.float32(0.912345678), "curve": torch.tensor([1.0, 2.0]), "n": np.int64(3), "ok": True}
+    first = tk.save_results("demo", metrics, folder=tmp_path).read_text()
+    second = tk.save_results("demo", metrics, folder=tmp_path).read_text()
+    assert first == second
+    record = json.loads(first)
+    assert record["metrics"] == {"acc": 0.912346, "curve": [1.0, 2.0], "n": 3, "ok": True}
+    prov = record["provenance"]
+    for key in ("versions", "commit", "device", "dtype", "seed", "model", "mode"):
+        assert key in prov
+    assert prov["versions"]["torch"].startswith("2.13.0")
+
+
+def test_save_results_refuses_what_json_cannot_hold(tmp_path):
+    with pytest.raises(TypeError, match="not JSON-serializable"):
+        tk.save_results("demo", {"model": object()}, folder=tmp_path)
+    with pytest.raises(ValueError, match="non-empty"):
+        tk.save_results("demo", {}, folder=tmp_path)
