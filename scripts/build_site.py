@@ -34,6 +34,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg"}
 MAX_THUMBS = 3
+MAX_METRICS = 24  # the rest stay in the JSON; the card is a summary
 
 
 @dataclass
@@ -345,11 +346,14 @@ def _course_map(entries: list[Entry]) -> str:
 def _card(e: Entry) -> str:
     objectives = "".join(f"<li>{inline_markdown(o)}</li>" for o in e.objectives)
     if e.metrics:
+        rows = flatten(e.metrics)
         metric_rows = "".join(
             f"<tr><td><code>{html.escape(k)}</code></td><td class=\"num\">{format_value(v)}</td></tr>"
-            for k, v in flatten(e.metrics)
+            for k, v in rows[:MAX_METRICS]
         )
-        metrics = f"<table class=\"metrics\"><tbody>{metric_rows}</tbody></table>"
+        more = (f'<p class="muted">and {len(rows) - MAX_METRICS} more in <code>build/results/{html.escape(e.stem)}.json</code></p>'
+                if len(rows) > MAX_METRICS else "")
+        metrics = f"<table class=\"metrics\"><tbody>{metric_rows}</tbody></table>{more}"
     else:
         metrics = '<p class="muted">No results file yet (<code>build/results/' + html.escape(e.stem) + '.json</code>).</p>'
     p = e.provenance

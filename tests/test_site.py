@@ -121,6 +121,9 @@ def test_site_has_map_metrics_thumbnails_and_is_offline(tmp_path):
     assert 'href="notebooks/00_alpha.html"' in text  # a prerequisite .ipynb link points at the rendered page
     assert "patched_flip_rate" in text and "0.875" in text and "by_layer.l3" in text
     assert "No results file yet" in text  # 01_beta has none, and says so
+    (d["results"] / "01_beta.json").write_text(json.dumps({"metrics": {f"m{i:02d}": i for i in range(30)}}))
+    text = bs.build_site(d["notebooks"], d["executed"], d["results"], d["site"]).read_text()
+    assert "m23" in text and "m24" not in text and "and 6 more in" in text
     assert sorted(p.name for p in (d["site"] / "figures").iterdir()) == ["00_alpha-1.png", "00_alpha-2.png", "01_beta-1.png"]
     for page in [index, *(d["site"] / "notebooks").glob("*.html")]:
         html = page.read_text()
