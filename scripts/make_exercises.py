@@ -12,6 +12,7 @@ Usage::
 
     python scripts/make_exercises.py                     # notebooks/ -> build/exercises/
     python scripts/make_exercises.py --check-only        # validate the tags, write nothing
+    python scripts/make_exercises.py --verify            # also prove each check fails on its stub
     python scripts/make_exercises.py SRC_DIR OUT_DIR
 
 Every problem (a missing difficulty line, a solution cell without a function, a solution
@@ -32,7 +33,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# ●/○ (or the ASCII fallback */o are *not* accepted: the house style is the filled/empty circles).
+# Five dots, filled (●) for the difficulty and empty (○) for the rest; the time in minutes (~10, 10-15).
 DIFFICULTY_RE = re.compile(
     r"\*\*Difficulty:\*\*\s*(?P<dots>[●○]{5})\s*[·|]\s*"
     r"\*\*Time:\*\*\s*~?\s*(?P<minutes>\d+(?:\s*[-–]\s*\d+)?)\s*min",
