@@ -6,7 +6,8 @@ encodes the label. Its annotation masks feed both the saliency diagnostics and t
 right-for-the-right-reasons (RRR) loss.
 
 The language half holds the pieces of the probe experiment: the project's sentiment sentences,
-a spurious token inserted into them, the counterfactual flip rate, and removal of a direction.
+a spurious token inserted into them, the counterfactual flip rate, and the token's direction
+estimated from counterfactual pairs (remove it with ``toolkit.directions.remove_direction``).
 
 The taxonomy of shortcut research (Steinmann et al., 2024) is data, in
 ``data/shortcuts/taxonomy.yaml``; this module loads it and draws it as a table and a tree.
@@ -17,7 +18,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -51,9 +52,10 @@ __all__ = [
     "flip_rate",
 ]
 
-_REPO = Path(__file__).resolve().parent.parent
-TAXONOMY_PATH = _REPO / "data" / "shortcuts" / "taxonomy.yaml"
-SENTIMENT_PATH = _REPO / "data" / "sentiment" / "sentences.csv"
+from .config import data_dir
+
+TAXONOMY_PATH = data_dir() / "shortcuts" / "taxonomy.yaml"
+SENTIMENT_PATH = data_dir() / "sentiment" / "sentences.csv"
 
 # Corner index -> (row, col) of the patch's top-left pixel is computed from the image size;
 # the order is top-left, top-right, bottom-left, bottom-right.
