@@ -260,6 +260,14 @@ def figures(nb) -> list[tuple[str, bytes]]:
     return found
 
 
+_PLOT_CALL = re.compile(r"\b(?:plt\.show|plt\.plot|sns\.\w+|tk\.plots\.\w+|\.plot)\s*\(")
+
+
+def plots(nb) -> bool:
+    """Does any code cell draw a figure (matplotlib, seaborn, toolkit.plots)?"""
+    return any(c.cell_type == "code" and _PLOT_CALL.search(c.source) for c in nb.cells)
+
+
 # ---- metrics ---------------------------------------------------------------------------------
 
 def load_results(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -433,6 +441,9 @@ def build_site(notebooks: Path, executed: Path, results: Path, out: Path,
             entry.page = f"notebooks/{stem}.html"
             figs = figures(nb)
             entry.n_figures = len(figs)
+            if not figs and plots(source_nb):
+                print(f"build_site: warning: {exec_path} has no figures although {stem} plots; was it executed "
+                      "with MPLBACKEND=Agg? Execute with the inline backend (leave MPLBACKEND unset).", file=sys.stderr)
             for i, (ext, data) in enumerate(figs[:MAX_THUMBS]):
                 name = f"figures/{stem}-{i + 1}.{ext}"
                 (out / name).write_bytes(data)

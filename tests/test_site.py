@@ -137,6 +137,19 @@ def test_site_has_map_metrics_thumbnails_and_is_offline(tmp_path):
     assert 'href="../notebooks/00_alpha.html"' in alpha  # notebook-to-notebook links point at pages
 
 
+def test_figures_lost_to_a_non_inline_backend_are_reported(tmp_path, capsys):
+    d = make_curriculum(tmp_path)
+    master = nbformat.read(d["notebooks"] / "01_beta.ipynb", as_version=4)
+    master.cells[3].source = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"
+    nbformat.write(master, d["notebooks"] / "01_beta.ipynb")
+    executed = nbformat.read(d["executed"] / "01_beta.ipynb", as_version=4)
+    executed.cells[3].outputs = []  # what MPLBACKEND=Agg leaves behind
+    nbformat.write(executed, d["executed"] / "01_beta.ipynb")
+    bs.build_site(d["notebooks"], d["executed"], d["results"], d["site"])
+    err = capsys.readouterr().err
+    assert "01_beta.ipynb has no figures although 01_beta plots" in err and "00_alpha" not in err
+
+
 # ---- in the browser --------------------------------------------------------------------------
 
 PROBE = """<script>
@@ -259,5 +272,9 @@ def test_the_built_curriculum_site():
         page = (REAL_SITE.parent / "notebooks" / f"{nb_path.stem}.html").resolve()
         assert page in pages, f"{page.name} is not linked from the index"
         n_figures = len(bs.figures(nbformat.read(nb_path, as_version=4)))
+        master = ROOT / "notebooks" / nb_path.name
+        if master.exists() and bs.plots(nbformat.read(master, as_version=4)):
+            assert n_figures > 0, (f"{nb_path.name} plots but its executed copy has no figures: execute with the "
+                                   "inline matplotlib backend (MPLBACKEND=Agg suppresses them)")
         decoded = [i for i in pages[page]["images"] if i["w"] > 0]
         assert len(decoded) >= n_figures, f"{page.name}: {len(decoded)} decoded images, notebook has {n_figures} figures"
