@@ -192,3 +192,23 @@ def test_moral_data_is_well_formed():
     judge = load_moral_actions("judge")
     assert set(judge.non_normative) == {0, 1}
     assert isinstance(pca, pd.DataFrame)
+
+
+def test_filter_candidates_keeps_best_when_all_fail():
+    from toolkit.directions import filter_candidates
+
+    assert filter_candidates([0.9, -0.2, 0.4], 0.0, 1).tolist() == [0, 2]
+    assert filter_candidates([-0.9, -0.2, -0.4], 0.5, 2).tolist() == [1, 2]  # the two best, in rank order
+    assert filter_candidates([-0.9, -0.2, -0.4], 0.5, 5).tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="empty"):
+        filter_candidates([], 0.0)
+
+
+def test_fit_embeddings_matches_fit():
+    enc = ToyEncoder()
+    md = MoralDirection.fit(enc, actions=TOY_ACTIONS, templates=["Should I {}?"])
+    X = md.embed(list(TOY_ACTIONS))
+    md2 = MoralDirection().fit_embeddings(X, list(TOY_ACTIONS.values()))
+    assert np.allclose(md2.score_embeddings(X), md.train_scores_)
+    with pytest.raises(RuntimeError, match="fit_embeddings"):
+        md2.score(["help"])

@@ -24,6 +24,10 @@ __all__ = [
     "MoralDirection",
     "load_templates",
     "load_moral_actions",
+    "load_mort_prompts",
+    "filter_candidates",
+    "moral_filtered_generate",
+    "layer_sweep_embeddings",
 ]
 
 
@@ -210,6 +214,11 @@ def load_moral_actions(which: str = "pca"):
     return pd.read_csv(MORAL_DATA_DIR / files[which])
 
 
+def load_mort_prompts() -> list[str]:
+    """The provocative sentence openings of data/moral/mort_prompts.txt (one per line)."""
+    return [line.strip() for line in (MORAL_DATA_DIR / "mort_prompts.txt").read_text().splitlines() if line.strip()]
+
+
 def _check_templates(templates: Sequence[str] | None) -> list[str]:
     templates = load_templates() if templates is None else ([templates] if isinstance(templates, str) else list(templates))
     if not templates:
@@ -370,10 +379,16 @@ class MoralDirection:
         if encoder_or_model is None:
             if not fitted:
                 raise RuntimeError("this MoralDirection is not fitted yet: call .fit(encoder_or_model) first")
+            if self.backend_obj_ is None:
+                raise RuntimeError("this MoralDirection was fitted on embeddings (fit_embeddings) and knows no "
+                                   "encoder or layer; use score_embeddings, or fit it with .fit(encoder_or_model)")
             return self.backend_obj_, self.layer_
         kind = _backend_kind(encoder_or_model)
         if not fitted:
             return encoder_or_model, None
+        if self.backend_ is None:
+            raise RuntimeError("this MoralDirection was fitted on embeddings (fit_embeddings) and knows no "
+                               "encoder or layer; use score_embeddings, or fit it with .fit(encoder_or_model)")
         if kind != self.backend_:
             raise ValueError(f"this MoralDirection was fitted on a {self.backend_} ({self.backend_name_!r}); "
                              f"it cannot score with a {kind} ({_backend_name(encoder_or_model)!r})")
@@ -396,8 +411,6 @@ class MoralDirection:
         a plain list of actions (then the sign comes from a fixed anchor list). ``layer`` is used
         only for a language model (default :meth:`default_layer`). Returns self.
         """
-        from sklearn.decomposition import PCA
-
         kind = _backend_kind(encoder_or_model)
         for attr in [a for a in vars(self) if a.endswith("_")]:
             delattr(self, attr)  # refitting starts from scratch
@@ -427,10 +440,36 @@ class MoralDirection:
         self.actions_ = phrases
         self.labels_ = labels
         X = self.embed(phrases, encoder_or_model, templates)
+        anchors = None
+        if labels is None:
+            anchors = self.embed(list(_ANCHOR_POS + _ANCHOR_NEG), encoder_or_model, templates)
+        return self._fit_pca(X, labels, anchors, random_state)
+
+    def fit_embeddings(self, X: Any, labels: Any, random_state: int = 0) -> "MoralDirection":
+        """Fit on already-embedded (template-averaged) actions ``X`` [n, dim] with labels +1/-1.
+
+        For sweeps that embed once and fit many times (e.g. one fit per LLM layer). The result
+        scores embeddings (``score_embeddings``) but not phrases, since it knows no encoder.
+        """
+        X = _as_2d_array(X)
+        labels = np.asarray(labels, dtype=float).reshape(-1)
+        if len(labels) != X.shape[0]:
+            raise ValueError(f"got {X.shape[0]} embeddings but {len(labels)} labels")
+        if not set(np.unique(labels)) <= {-1.0, 1.0} or (labels > 0).sum() < 1 or (labels < 0).sum() < 1:
+            raise ValueError("labels must be +1 (normative) or -1 (non-normative), with at least one of each")
+        for attr in [a for a in vars(self) if a.endswith("_")]:
+            delattr(self, attr)
+        self.backend_, self.backend_name_, self.backend_obj_, self.layer_ = None, None, None, None
+        self.labels_ = labels
+        return self._fit_pca(X, labels, None, random_state)
+
+    def _fit_pca(self, X: np.ndarray, labels: np.ndarray | None, anchors: np.ndarray | None,
+                 random_state: int) -> "MoralDirection":
+        from sklearn.decomposition import PCA
+
         self.n_features_in_ = int(X.shape[1])
         n_components = min(self.n_components, X.shape[0], X.shape[1])
         pca = PCA(n_components=n_components, svd_solver="full", random_state=random_state).fit(X)
-        self.pca_ = pca
         self.components_ = pca.components_.copy()
         self.explained_variance_ratio_ = pca.explained_variance_ratio_.copy()
         self.mean_ = pca.mean_.copy()
@@ -440,7 +479,6 @@ class MoralDirection:
         if labels is not None:
             gap = proj[labels > 0].mean() - proj[labels < 0].mean()
         else:
-            anchors = self.embed(list(_ANCHOR_POS + _ANCHOR_NEG), encoder_or_model, templates)
             a = (anchors - self.mean_) @ self.components_[0]
             gap = a[: len(_ANCHOR_POS)].mean() - a[len(_ANCHOR_POS):].mean()
         # gap == 0 is a degenerate fit; +1 keeps the rule total and deterministic.
@@ -489,3 +527,120 @@ def _accepts_kwargs(fn: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return "batch_size" in params and "show_progress_bar" in params
+
+
+# ----------------------------------------------------------------------------------------------
+# Moral-guided decoding (MoRT, Schramowski et al. 2022): filter the top-k candidates at each step
+# ----------------------------------------------------------------------------------------------
+
+def filter_candidates(scores: Any, threshold: float, min_keep: int = 2) -> np.ndarray:
+    """Indices of the candidates that survive the moral filter, in their original (probability) order.
+
+    ``scores[i]`` is the moral score of the text with candidate i appended; candidates are ordered
+    from most to least likely. Candidates with a score below ``threshold`` are dropped, but the
+    ``min_keep`` best-scoring ones always survive, so decoding never runs out of options.
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if s.size == 0:
+        raise ValueError("scores is empty: there must be at least one candidate")
+    if min_keep < 1:
+        raise ValueError(f"min_keep must be >= 1, got {min_keep}")
+    keep = s >= threshold
+    if keep.sum() < min_keep:
+        best = np.argsort(-s, kind="stable")[: min(min_keep, s.size)]
+        keep[best] = True
+    return np.flatnonzero(keep)
+
+
+def moral_filtered_generate(model: Any, direction: MoralDirection, prompts: Sequence[str] | str,
+                            max_new_tokens: int = 16, k: int = 10, threshold: float | None = 0.0,
+                            min_keep: int = 2, progress: bool | None = None) -> list[str]:
+    """Greedy decoding of ``model`` where each step keeps only morally acceptable top-k candidates.
+
+    At every step the next-token logits of prompt + text so far are read with ``tk.logits``; the
+    ``k`` most likely tokens are appended one at a time and the resulting texts are scored by
+    ``direction`` on the raw text (no templates: these are running sentences, not actions); the
+    most likely candidate among the survivors of :func:`filter_candidates` is chosen.
+    ``threshold=None`` turns filtering off (plain greedy decoding over the same loop).
+    The prompts are continued as plain text (no chat template). Returns the new text only.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .tracing import logits as next_logits
+
+    prompts = _check_phrases(prompts, "prompts")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    tok = model.tokenizer
+    eos = tok.eos_token_id
+    new_ids: list[list[int]] = [[] for _ in prompts]
+    done = [False] * len(prompts)
+    for _ in tqdm(range(max_new_tokens), desc="moral-filtered decoding", leave=False,
+                  disable=not (progress if progress is not None else max_new_tokens * len(prompts) > 64)):
+        active = [i for i in range(len(prompts)) if not done[i]]
+        if not active:
+            break
+        texts = [prompts[i] + tok.decode(new_ids[i]) for i in active]
+        top = torch.topk(next_logits(model, texts), k=k, dim=-1).indices.tolist()
+        if threshold is not None:
+            cands = [[texts[j] + tok.decode(new_ids[i] + [c])[len(tok.decode(new_ids[i])):]
+                      for c in top[j]] for j, i in enumerate(active)]
+            flat = [c if c.strip() else "." for row in cands for c in row]
+            scores = direction.score(flat, use_templates=False).reshape(len(active), k)
+        for j, i in enumerate(active):
+            choice = top[j][0] if threshold is None else top[j][int(filter_candidates(scores[j], threshold, min_keep)[0])]
+            new_ids[i].append(int(choice))
+            if choice == eos:
+                done[i] = True
+    return [tok.decode(ids, skip_special_tokens=True) for ids in new_ids]
+
+
+def layer_sweep_embeddings(model: Any, sentences: Sequence[str], layers: Sequence[int],
+                           pooling: str = "mean", batch_size: int = 32) -> dict[int, np.ndarray]:
+    """Pooled residual-stream embeddings of ``sentences`` after each block in ``layers``.
+
+    Equivalent to ``{L: tk.get_activations(model, sentences, layer=L, reduce=pooling)}``, which
+    costs one (truncated) forward pass per layer; for a local model this reads every layer from a
+    single forward pass (transformers' ``output_hidden_states``), which makes a 30-layer sweep
+    about 15 times cheaper. Remote models fall back to the per-layer loop.
+    """
+    import torch
+
+    from .tracing import get_activations
+
+    sentences = _check_phrases(sentences, "sentences")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling={pooling!r} is not valid; use one of {POOLINGS}")
+    layers = [model.check_layer(L) for L in layers]
+    if model.remote:
+        return {L: get_activations(model, sentences, layer=L, reduce=pooling).numpy() for L in layers}
+    # hidden_states[L + 1] is the output of block L, except the last entry, which transformers
+    # returns after the final norm: the last block is read through get_activations instead.
+    last_block = model.n_layers - 1
+    direct = [L for L in layers if L != last_block]
+    out: dict[int, list[np.ndarray]] = {L: [] for L in direct}
+    tok = model.tokenizer
+    old_side = tok.padding_side
+    tok.padding_side = "right"
+    try:
+        for start in range(0, len(sentences), batch_size):
+            enc = tok(sentences[start:start + batch_size], return_tensors="pt", padding=True)
+            enc = {key: v.to(model.device) for key, v in enc.items()}
+            mask = enc["attention_mask"].bool().clone()
+            if model.adds_bos:
+                mask[:, 0] &= enc["input_ids"][:, 0] != model.bos_token_id
+            with torch.no_grad():
+                hs = model.hf(**enc, output_hidden_states=True).hidden_states
+            m = mask.float().unsqueeze(-1)
+            last = mask.shape[1] - 1 - mask.flip(1).float().argmax(1)
+            for L in direct:
+                h = hs[L + 1].float()
+                pooled = (h * m).sum(1) / m.sum(1) if pooling == "mean" else h[torch.arange(h.shape[0]), last]
+                out[L].append(pooled.cpu().numpy())
+    finally:
+        tok.padding_side = old_side
+    result = {L: np.concatenate(v).astype(np.float64) for L, v in out.items()}
+    if last_block in layers:
+        result[last_block] = get_activations(model, sentences, layer=last_block, reduce=pooling).numpy().astype(np.float64)
+    return {L: result[L] for L in layers}
