@@ -384,8 +384,8 @@ class MoralDirection:
                                    "encoder or layer; use score_embeddings, or fit it with .fit(encoder_or_model)")
             return self.backend_obj_, self.layer_
         kind = _backend_kind(encoder_or_model)
-        if not fitted:
-            return encoder_or_model, None
+        if not fitted:  # inside fit: the layer chosen there (None for an encoder)
+            return encoder_or_model, getattr(self, "layer_", None)
         if self.backend_ is None:
             raise RuntimeError("this MoralDirection was fitted on embeddings (fit_embeddings) and knows no "
                                "encoder or layer; use score_embeddings, or fit it with .fit(encoder_or_model)")
