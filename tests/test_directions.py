@@ -212,3 +212,15 @@ def test_fit_embeddings_matches_fit():
     assert np.allclose(md2.score_embeddings(X), md.train_scores_)
     with pytest.raises(RuntimeError, match="fit_embeddings"):
         md2.score(["help"])
+
+
+def test_fit_on_language_model(model):
+    actions = {"help people": 1, "comfort a friend": 1, "smile": 1, "kill people": -1, "torture": -1, "steal": -1}
+    md = MoralDirection.fit(model, actions=actions, templates=["Should I {}?"], layer=2)
+    assert md.layer_ == 2 and md.backend_ == "model" and md.n_features_in_ == model.d_model
+    s = md.score(list(actions))
+    assert s[:3].mean() > s[3:].mean()  # the sign rule holds on the fitted actions
+    assert np.array_equal(s, md.score(list(actions)))
+    assert MoralDirection.default_layer(model) == model.n_layers // 2
+    with pytest.raises(ValueError, match="fitted on a model"):
+        md.score(["help"], ToyEncoder())  # an encoder cannot score a model-fitted direction
