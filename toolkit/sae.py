@@ -383,8 +383,9 @@ class TopKSAE(SparseAutoencoder):
     def aux_loss(self, x: torch.Tensor, x_hat: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
         """AuxK: reconstruct the (detached) residual with the top ``aux_k`` dead latents, no bias.
 
-        Normalised by the residual's own squared norm so the term is O(1) whatever the error scale;
-        zero when no latent is dead.
+        Measured in the same units as the main reconstruction loss (squared error summed over
+        features, scaled inputs), so ``aux_coeff`` = 1/32 weighs it as in Gao et al.; zero when no
+        latent is dead.
         """
         dead = self.dead_mask()
         n_dead = int(dead.sum())
@@ -394,8 +395,7 @@ class TopKSAE(SparseAutoencoder):
         dead_pre = pre.masked_fill(~dead, float("-inf"))
         f_aux = self.topk_code(dead_pre, min(self.aux_k, n_dead))
         residual_hat = f_aux @ self.W_dec
-        err = (residual_hat - residual).pow(2).sum(dim=-1).mean()
-        return err / residual.pow(2).sum(dim=-1).mean().clamp_min(1e-8)
+        return (residual_hat - residual).pow(2).sum(dim=-1).mean()
 
     def saelens_arch(self) -> tuple[str, dict[str, Any]]:
         return "topk", {"k": self.k}
