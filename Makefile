@@ -31,13 +31,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: venv
-	TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=300 -p no:cacheprovider
+	TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600 -p no:cacheprovider
 
 test-unit: venv
 	TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests -p no:cacheprovider
 
 test-notebooks: venv
-	TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=300 -p no:cacheprovider
+	TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600 -p no:cacheprovider
 
 # The main job: every notebook in full mode on the embedded models. Executed copies go to
 # build/executed/, HTML renderings to build/html/, metrics to build/results/, the book to build/site/.

@@ -131,13 +131,17 @@ class SparseAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
     # ----------------------------------------------------------------- training hooks
-    @torch.no_grad()
-    def initialize(self, acts: torch.Tensor) -> None:
-        """Fit the input scale and set ``b_dec`` to the (scaled) data mean. Called once by ``train_sae``."""
+    def _initialization_sample(self, acts: torch.Tensor) -> torch.Tensor:
+        """Up to 65,536 rows of ``acts`` (width checked) on this SAE's device, for data-dependent init."""
         acts = _as_tensor(acts)
         if acts.shape[1] != self.d_in:
             raise ValueError(f"acts have width {acts.shape[1]}, this SAE expects d_in={self.d_in}")
-        sample = acts[: 65_536].to(self.W_enc.device, self.W_enc.dtype)
+        return acts[: 65_536].to(self.W_enc.device, self.W_enc.dtype)
+
+    @torch.no_grad()
+    def initialize(self, acts: torch.Tensor) -> None:
+        """Fit the input scale and set ``b_dec`` to the (scaled) data mean. Called once by ``train_sae``."""
+        sample = self._initialization_sample(acts)
         mean_sq = sample.pow(2).sum(dim=1).mean()
         self.scale.copy_(torch.sqrt(mean_sq / self.d_in).clamp_min(1e-8))
         self.b_dec.copy_((sample / self.scale).mean(dim=0))
@@ -841,10 +845,7 @@ class GuidedSAE(SparseAutoencoder):
     @torch.no_grad()
     def initialize(self, acts: torch.Tensor) -> None:
         """Set ``b_dec`` to the mean standardized token; the scalar ``scale`` stays 1 (unused)."""
-        acts = _as_tensor(acts)
-        if acts.shape[1] != self.d_in:
-            raise ValueError(f"acts have width {acts.shape[1]}, this SAE expects d_in={self.d_in}")
-        sample = acts[: 65_536].to(self.W_enc.device, self.W_enc.dtype)
+        sample = self._initialization_sample(acts)
         self.scale.fill_(1.0)
         self.b_dec.copy_(_standardize(sample)[0].mean(dim=0))
         self.initialized.fill_(True)
