@@ -86,5 +86,7 @@ def test_empty_and_bad_inputs(model):
         tk.get_activations(model, ["a", 3], layer=0)
     with pytest.raises(ValueError, match="site"):
         tk.Edit(0, lambda h: h, site="attn")
+    with pytest.raises(ValueError, match="site"):
+        tk.get_activations(model, ["a"], layer=0, site="attn")
     with pytest.raises(ValueError, match="context"):
         tk.get_activations(model, ["word " * (model.max_length + 10)], layer=0)

@@ -140,35 +140,12 @@ def steer(
 def mlp_activations(model: Any, texts: Sequence[str], layer: int, *, batch_size: int = 16) -> torch.Tensor:
     """MLP outputs of block ``layer`` for every token, ``[n_tokens, d_model]`` (float32, CPU).
 
-    Rows follow the texts in order, token by token, with padding and BOS removed: the same rows
-    as ``tk.get_activations(model, texts, layer)``, but read at the MLP output (what SCAR
-    reconstructs). Recorded through a pass-through ``tk.Edit(..., site="mlp")`` in ``tk.logits``.
+    The same rows as ``tk.get_activations(model, texts, layer)`` (padding and BOS removed), read at
+    the MLP output, which is what SCAR reconstructs.
     """
-    from .tracing import _batches, _length_order, logits
+    from .tracing import get_activations
 
-    texts = list(texts)
-    lengths = [len(ids) for ids in model.tokenizer(texts).input_ids]
-    # tk.logits runs texts in batches of similar length, right-padded; reproduce its order to map rows back
-    batches = _batches(len(texts), batch_size, _length_order(model, texts))
-    recorded: list[torch.Tensor] = []
-
-    def record(m: torch.Tensor) -> torch.Tensor:
-        recorded.append(m.detach().float().cpu())
-        return m
-
-    logits(model, texts, edits=[_edit(layer, record, "mlp")], batch_size=batch_size)
-    if len(recorded) != len(batches):
-        raise RuntimeError(f"expected {len(batches)} recorded batches, got {len(recorded)}; tk.logits changed its batching")
-    per_text: list[torch.Tensor | None] = [None] * len(texts)
-    start = 1 if model.adds_bos else 0
-    for idx, rec in zip(batches, recorded):
-        want = (len(idx), max(lengths[i] for i in idx))
-        if tuple(rec.shape[:2]) != want:
-            raise RuntimeError(f"recorded MLP batch of shape {tuple(rec.shape[:2])}, expected {want}; "
-                               "tk.logits changed its batching")
-        for row, i in enumerate(idx):
-            per_text[i] = rec[row, start:lengths[i]]
-    return torch.cat(per_text)  # type: ignore[arg-type]
+    return get_activations(model, texts, layer, site="mlp", batch_size=batch_size)
 
 
 def _edit(layer: int, fn: Any, site: str) -> Any:

@@ -130,8 +130,9 @@ REDUCTIONS = (None, "mean", "last")
 
 
 def get_activations(model: Model, texts: Sequence[str] | str, layer: int, *, reduce: str | None = None,
-                    batch_size: int = 16, return_index: bool = False, progress: bool | None = None):
-    """Residual-stream activations after block ``layer``.
+                    batch_size: int = 16, return_index: bool = False, progress: bool | None = None,
+                    site: str = "resid"):
+    """Residual-stream activations after block ``layer`` (or, with ``site="mlp"``, that block's MLP output).
 
     Args:
         texts: strings (a single string is treated as one text).
@@ -145,6 +146,8 @@ def get_activations(model: Model, texts: Sequence[str] | str, layer: int, *, red
     """
     texts = _check_texts(texts)
     layer = model.check_layer(layer)
+    if site not in SITES:
+        raise ValueError(f"site {site!r} is not supported; use one of {SITES}")
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce={reduce!r} is not valid; use one of {REDUCTIONS}")
     if return_index and reduce is not None:
@@ -158,7 +161,7 @@ def get_activations(model: Model, texts: Sequence[str] | str, layer: int, *, red
     for idx in tqdm(batches, desc=f"activations @ layer {layer}", disable=not show, leave=False):
         enc = _tokenize(model, [texts[i] for i in idx], padding_side="right")
         with torch.no_grad(), model.nn.trace(enc, remote=model.remote) as tracer:
-            hidden = _output_tensor(model.block(layer).output).save()
+            hidden = _output_tensor(model.site(layer, site).output).save()
             tracer.stop()  # nothing after this block is needed: skip the rest of the forward pass
         hidden = hidden.detach().float().cpu()
         mask = _token_mask(model, enc).cpu()
