@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import nnsight
 import numpy as np
 import pandas as pd
 import torch
@@ -129,57 +130,112 @@ def _token_mask(model: Model, enc: dict[str, torch.Tensor]) -> torch.Tensor:
 REDUCTIONS = (None, "mean", "last")
 
 
-def get_activations(model: Model, texts: Sequence[str] | str, layer: int, *, reduce: str | None = None,
+def _span_mask(model: Model, texts: list[str], spans: Sequence[tuple[int, int]], width: int) -> torch.Tensor:
+    """``[len(texts), width]``: True at the tokens whose characters overlap ``texts[i][start:end]``
+    (right-padded positions, the same tokenization as :func:`_tokenize`)."""
+    enc = model.tokenizer(texts, return_offsets_mapping=True)
+    mask = torch.zeros(len(texts), width, dtype=torch.bool)
+    for row, (offsets, (start, end)) in enumerate(zip(enc["offset_mapping"], spans)):
+        for pos, (a, b) in enumerate(offsets):
+            if b > a and b > start and a < end:
+                mask[row, pos] = True
+    return mask
+
+
+def _check_spans(texts: list[str], spans: Any) -> list[tuple[int, int]]:
+    spans = list(spans)
+    if len(spans) != len(texts):
+        raise ValueError(f"spans has {len(spans)} entries but there are {len(texts)} texts; pass one (start, end) per text")
+    out = []
+    for i, span in enumerate(spans):
+        try:
+            start, end = (int(v) for v in span)
+        except (TypeError, ValueError):
+            raise ValueError(f"spans[{i}] = {span!r} must be a (start, end) pair of character offsets") from None
+        if not 0 <= start < end <= len(texts[i]):
+            raise ValueError(f"spans[{i}] = {span!r} is not a non-empty character range of texts[{i}] "
+                             f"(length {len(texts[i])}); need 0 <= start < end <= {len(texts[i])}")
+        out.append((start, end))
+    return out
+
+
+def get_activations(model: Model, texts: Sequence[str] | str, layer: int | Sequence[int], *, reduce: str | None = None,
                     batch_size: int = 16, return_index: bool = False, progress: bool | None = None,
-                    site: str = "resid"):
+                    site: str = "resid", spans: Sequence[tuple[int, int]] | None = None):
     """Residual-stream activations after block ``layer`` (or, with ``site="mlp"``, that block's MLP output).
 
     Args:
         texts: strings (a single string is treated as one text).
+        layer: a block index, or a list of them: then every listed layer is read from the same
+            forward pass and the result is a dict ``{layer: activations}`` (the pass stops after the
+            deepest one).
         reduce: ``None`` gives one row per token, ``[n_tokens, d_model]``, padding and BOS removed;
             ``"mean"`` averages each text's tokens and ``"last"`` takes its last token, ``[n_texts, d_model]``.
         return_index: with ``reduce=None`` also return a DataFrame mapping each row to
             ``text_id``, ``position`` (in the tokenized text), ``token_id`` and ``token``.
         progress: tqdm bar; default shows one when there is more than one batch.
+        spans: optional ``(start, end)`` character range per text: only the tokens overlapping
+            ``text[start:end]`` are kept (e.g. the words of an action inside a question template).
 
-    Returns a float32 CPU tensor (and the index DataFrame if asked).
+    Returns a float32 CPU tensor (and the index DataFrame if asked), or a dict of them for a list of layers.
     """
     texts = _check_texts(texts)
-    layer = model.check_layer(layer)
+    many = not isinstance(layer, (int, np.integer))
+    if many:
+        layers = [model.check_layer(L) for L in layer]
+        if not layers:
+            raise ValueError("layer is an empty list; pass a block index or a non-empty list of them")
+    else:
+        layers = [model.check_layer(layer)]
     if site not in SITES:
         raise ValueError(f"site {site!r} is not supported; use one of {SITES}")
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce={reduce!r} is not valid; use one of {REDUCTIONS}")
     if return_index and reduce is not None:
         raise ValueError("return_index=True needs reduce=None (the index maps token rows to texts)")
+    spans = _check_spans(texts, spans) if spans is not None else None
+    unique = sorted(set(layers))  # nnsight serves module outputs in execution order
     order = _length_order(model, texts)
     batches = _batches(len(texts), batch_size, order)
     show = progress if progress is not None else len(batches) > 1
-    per_text: list[torch.Tensor | None] = [None] * len(texts)
+    per_text: dict[int, list[torch.Tensor | None]] = {L: [None] * len(texts) for L in unique}
     positions: list[np.ndarray | None] = [None] * len(texts)
     token_ids: list[np.ndarray | None] = [None] * len(texts)
-    for idx in tqdm(batches, desc=f"activations @ layer {layer}", disable=not show, leave=False):
-        enc = _tokenize(model, [texts[i] for i in idx], padding_side="right")
+    desc = f"activations @ layer {unique[0]}" if len(unique) == 1 else f"activations @ {len(unique)} layers"
+    for idx in tqdm(batches, desc=desc, disable=not show, leave=False):
+        batch_texts = [texts[i] for i in idx]
+        enc = _tokenize(model, batch_texts, padding_side="right")
         with torch.no_grad(), model.nn.trace(enc, remote=model.remote) as tracer:
-            hidden = _output_tensor(model.site(layer, site).output).save()
-            tracer.stop()  # nothing after this block is needed: skip the rest of the forward pass
-        hidden = hidden.detach().float().cpu()
+            saved = nnsight.save([])  # only saved objects leave the trace
+            for L in unique:
+                saved.append(_output_tensor(model.site(L, site).output))
+            tracer.stop()  # nothing after the deepest block is needed: skip the rest of the forward pass
+        hidden = {L: h.detach().float().cpu() for L, h in zip(unique, saved)}
         mask = _token_mask(model, enc).cpu()
+        if spans is not None:
+            mask &= _span_mask(model, batch_texts, [spans[i] for i in idx], mask.shape[1])
         ids = enc["input_ids"].cpu()
         for row, i in enumerate(idx):
             keep = mask[row]
             if not keep.any():
-                raise ValueError(f"texts[{i}] = {texts[i]!r} has no tokens besides BOS")
-            per_text[i] = hidden[row][keep]
+                what = f"no tokens inside spans[{i}] = {spans[i]}" if spans is not None else "no tokens besides BOS"
+                raise ValueError(f"texts[{i}] = {texts[i]!r} has {what}")
+            for L in unique:
+                per_text[L][i] = hidden[L][row][keep]
             positions[i] = keep.nonzero().flatten().numpy()
             token_ids[i] = ids[row][keep].numpy()
-    if reduce == "mean":
-        return torch.stack([h.mean(0) for h in per_text])
-    if reduce == "last":
-        return torch.stack([h[-1] for h in per_text])
-    acts = torch.cat(per_text)
+
+    def reduced(rows: list[torch.Tensor | None]) -> torch.Tensor:
+        if reduce == "mean":
+            return torch.stack([h.mean(0) for h in rows])
+        if reduce == "last":
+            return torch.stack([h[-1] for h in rows])
+        return torch.cat(rows)
+
+    acts = {L: reduced(per_text[L]) for L in layers}
+    result = acts if many else acts[layers[0]]
     if not return_index:
-        return acts
+        return result
     text_id = np.concatenate([np.full(len(p), i) for i, p in enumerate(positions)])
     tok_ids = np.concatenate(token_ids)
     index = pd.DataFrame({
@@ -188,7 +244,7 @@ def get_activations(model: Model, texts: Sequence[str] | str, layer: int, *, red
         "token_id": tok_ids,
         "token": model.tokenizer.convert_ids_to_tokens(tok_ids.tolist()),
     })
-    return acts, index
+    return result, index
 
 
 def format_prompt(model: Model, prompt: str, *, chat: bool | None = None, system: str | None = None) -> str:
