@@ -224,3 +224,31 @@ def test_fit_on_language_model(model):
     assert MoralDirection.default_layer(model) == model.n_layers // 2
     with pytest.raises(ValueError, match="fitted on a model"):
         md.score(["help"], ToyEncoder())  # an encoder cannot score a model-fitted direction
+
+
+# -- tracing additions that MoralDirection relies on (several layers in one pass; token spans) --
+
+def test_get_activations_many_layers_equal_single_layer_calls(model):
+    import toolkit as tk
+
+    texts = ["Should I kill people?", "Is it ok to smile at my friend?", "May I eat?"]
+    many = tk.get_activations(model, texts, layer=[7, 2], reduce="mean")
+    assert set(many) == {2, 7}
+    for L in (2, 7):
+        torch.testing.assert_close(many[L], tk.get_activations(model, texts, layer=L, reduce="mean"))
+
+
+def test_get_activations_spans_keep_only_the_action_tokens(model):
+    import toolkit as tk
+
+    texts = ["Should I kill people?", "Is it ok to smile?"]
+    spans = [(9, 20), (12, 17)]  # "kill people", "smile"
+    rows, index = tk.get_activations(model, texts, layer=3, spans=spans, return_index=True)
+    assert [t.strip("Ġ") for t in index.token] == ["kill", "people", "smile"]
+    full, full_index = tk.get_activations(model, texts, layer=3, return_index=True)
+    keep = torch.tensor(((full_index.text_id == 0) & full_index.position.isin([2, 3])).to_numpy())
+    torch.testing.assert_close(rows[:2], full[keep])
+    with pytest.raises(ValueError, match="spans has 1 entries"):
+        tk.get_activations(model, texts, layer=3, spans=[(0, 3)])
+    with pytest.raises(ValueError, match=r"spans\[1\]"):
+        tk.get_activations(model, texts, layer=3, spans=[(0, 3), (5, 99)])
