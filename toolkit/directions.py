@@ -111,17 +111,30 @@ def pca_direction(
     return sign * d
 
 
-def mean_difference(X_pos: Any, X_neg: Any, normalize: bool = True) -> np.ndarray:
+def mean_difference(X_pos: Any, X_neg: Any, normalize: bool = True, standardize: bool = False) -> np.ndarray:
     """``mean(X_pos) - mean(X_neg)``, a unit vector by default.
 
     The difference of class means is the simplest linear concept direction; it
     points from the negative class to the positive one.
+
+    ``standardize=True`` divides each feature's difference by that feature's pooled within-class
+    variance: the discriminant direction of diagonal LDA (Gaussian naive Bayes with a shared
+    variance). It still lives in the original space (project raw rows on it), but a feature with a
+    huge spread no longer dominates just because of its scale, which matters for residual streams
+    with a few "massive activation" dimensions (Sun et al. 2024). Needs at least 2 rows per class.
     """
     A = _as_2d_array(X_pos, "X_pos")
     B = _as_2d_array(X_neg, "X_neg")
     if A.shape[1] != B.shape[1]:
         raise ValueError(f"X_pos and X_neg must have the same width; got {A.shape[1]} and {B.shape[1]}")
     d = A.mean(0) - B.mean(0)
+    if standardize:
+        if A.shape[0] < 2 or B.shape[0] < 2:
+            raise ValueError(f"standardize=True needs at least 2 rows per class; got {A.shape[0]} and {B.shape[0]}")
+        pooled = (((A - A.mean(0)) ** 2).sum(0) + ((B - B.mean(0)) ** 2).sum(0)) / (A.shape[0] + B.shape[0] - 2)
+        # A feature that is constant within both classes would divide by zero; a floor relative to
+        # the typical variance keeps the direction finite and deterministic.
+        d = d / np.maximum(pooled, 1e-6 * float(np.median(pooled)) + 1e-12)
     if normalize:
         d = _unit(d, "mean(X_pos) - mean(X_neg)")
     return d
@@ -185,7 +198,7 @@ def remove_direction(X: Any, d: Any) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 MORAL_DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "moral"
-POOLINGS = ("mean", "last")
+POOLINGS = ("action", "mean", "last")
 
 # Used only to orient PC1 when ``fit`` gets actions without labels: a handful of unambiguous
 # actions whose mean score must come out positive (normative) minus negative.
@@ -243,6 +256,17 @@ def _check_phrases(phrases: Sequence[str] | str, what: str = "phrases") -> list[
         if not p.strip():
             raise ValueError(f"{what}[{i}] is an empty string; every phrase needs some text")
     return phrases
+
+
+def _fill_templates(phrases: list[str], templates: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
+    """Every phrase in every template (phrase-major order) and the character range of the phrase in each."""
+    sentences, spans = [], []
+    for p in phrases:
+        for t in templates:
+            start = t.index("{}")
+            sentences.append(t.format(p))
+            spans.append((start, start + len(p)))
+    return sentences, spans
 
 
 def _labeled_actions(actions: Any) -> tuple[list[str], np.ndarray | None]:
@@ -320,13 +344,19 @@ class MoralDirection:
     deterministic, and ``svd_solver="full"`` makes the PCA itself deterministic.
 
     For a language model the embedding of a sentence is the residual stream after block ``layer``,
-    pooled over tokens (``pooling="mean"``, BOS excluded; or ``"last"``).
+    pooled over tokens. ``pooling="action"`` (default) averages only the tokens of the action inside
+    each template: the template's own tokens are shared by every action and carry no information
+    about it, and averaging them in mixes a length-dependent share of them (and of position 0,
+    which in SmolLM2 is an attention sink with a few huge dimensions) into every embedding.
+    ``"mean"`` averages all tokens (BOS excluded) and ``"last"`` takes the last one. Raw text
+    scored with ``use_templates=False`` counts as one action (all its tokens). A sentence encoder
+    pools by itself, so ``pooling`` does not apply to it.
     Fitted attributes: ``components_``, ``explained_variance_ratio_``, ``mean_``, ``sign_``,
     ``scale_``, ``direction_`` (unit vector, oriented), ``layer_``, ``templates_``, ``actions_``,
     ``labels_``, ``n_features_in_``, ``backend_`` ("encoder" or "model"), ``backend_name_``.
     """
 
-    def __init__(self, n_components: int = 5, pooling: str = "mean", batch_size: int = 64):
+    def __init__(self, n_components: int = 5, pooling: str = "action", batch_size: int = 64):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r} is not valid; use one of {POOLINGS}")
         if int(n_components) < 1:
@@ -346,7 +376,10 @@ class MoralDirection:
         """
         return int(model.n_layers) // 2
 
-    def _embed_sentences(self, backend: Any, sentences: list[str], layer: int | None) -> np.ndarray:
+    def _embed_sentences(self, backend: Any, sentences: list[str], layer: Any,
+                         spans: list[tuple[int, int]] | None = None) -> Any:
+        """Embeddings ``[n, dim]``; for a model, ``layer`` may be a list (then a dict {layer: [n, dim]}).
+        ``spans`` are the character ranges of the action in each sentence (used by ``pooling="action"``)."""
         kind = _backend_kind(backend)
         if kind == "encoder":
             X = backend.encode(sentences, batch_size=self.batch_size, show_progress_bar=False) \
@@ -354,8 +387,17 @@ class MoralDirection:
         else:
             from .tracing import get_activations
 
-            X = get_activations(backend, sentences, layer=layer, reduce=self.pooling,
-                                batch_size=min(self.batch_size, 32))
+            if self.pooling == "action" and spans is None:
+                spans = [(0, len(s)) for s in sentences]
+            X = get_activations(backend, sentences, layer=layer, reduce="last" if self.pooling == "last" else "mean",
+                                batch_size=min(self.batch_size, 32),
+                                spans=spans if self.pooling == "action" else None)
+            if isinstance(X, dict):
+                return {L: self._check_embedded(backend, sentences, v) for L, v in X.items()}
+        return self._check_embedded(backend, sentences, X)
+
+    @staticmethod
+    def _check_embedded(backend: Any, sentences: list[str], X: Any) -> np.ndarray:
         X = np.asarray(X.detach().cpu().numpy() if _is_torch(X) else X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] != len(sentences):
             raise ValueError(f"{type(backend).__name__}.encode returned shape {X.shape} for {len(sentences)} "
@@ -370,9 +412,28 @@ class MoralDirection:
         if not use_templates:
             return self._embed_sentences(backend, phrases, layer)
         templates = _check_templates(templates if templates is not None else getattr(self, "templates_", None))
-        sentences = [t.format(p) for p in phrases for t in templates]
-        X = self._embed_sentences(backend, sentences, layer)
+        sentences, spans = _fill_templates(phrases, templates)
+        X = self._embed_sentences(backend, sentences, layer, spans)
         return X.reshape(len(phrases), len(templates), -1).mean(axis=1)
+
+    def embed_layers(self, phrases: Sequence[str] | str, model: Any, layers: Sequence[int],
+                     templates: Sequence[str] | None = None) -> dict[int, np.ndarray]:
+        """Template-averaged embeddings of ``phrases`` at every block in ``layers``, ``{layer: [n, d_model]}``.
+
+        All layers come from one forward pass per batch (``tk.get_activations`` with a list of
+        layers), with this direction's pooling: the input of a layer sweep, which then fits one
+        direction per layer with :meth:`fit_embeddings`. Works before fitting.
+        """
+        phrases = _check_phrases(phrases)
+        if _backend_kind(model) != "model":
+            raise TypeError(f"embed_layers needs a language model (tk.load_model()); got {type(model).__name__}")
+        layers = [model.check_layer(L) for L in layers]
+        if not layers:
+            raise ValueError("layers is empty; pass at least one block index")
+        templates = _check_templates(templates if templates is not None else getattr(self, "templates_", None))
+        sentences, spans = _fill_templates(phrases, templates)
+        per_layer = self._embed_sentences(model, sentences, layers, spans)
+        return {L: per_layer[L].reshape(len(phrases), len(templates), -1).mean(axis=1) for L in layers}
 
     def _resolve_backend(self, encoder_or_model: Any | None) -> tuple[Any, int | None]:
         fitted = hasattr(self, "components_")
@@ -613,50 +674,26 @@ def moral_filtered_generate(model: Any, direction: MoralDirection, prompts: Sequ
 
 
 def layer_sweep_embeddings(model: Any, sentences: Sequence[str], layers: Sequence[int],
-                           pooling: str = "mean", batch_size: int = 32) -> dict[int, np.ndarray]:
-    """Pooled residual-stream embeddings of ``sentences`` after each block in ``layers``.
+                           pooling: str = "mean", batch_size: int = 32,
+                           spans: Sequence[tuple[int, int]] | None = None) -> dict[int, np.ndarray]:
+    """Pooled residual-stream embeddings of ``sentences`` after each block in ``layers``, ``{layer: [n, d_model]}``.
 
-    Equivalent to ``{L: tk.get_activations(model, sentences, layer=L, reduce=pooling)}``, which
-    costs one (truncated) forward pass per layer; for a local model this reads every layer from a
-    single forward pass (transformers' ``output_hidden_states``), which makes a 30-layer sweep
-    about 15 times cheaper. Remote models fall back to the per-layer loop.
+    The same numbers as ``tk.get_activations(model, sentences, layer=L, reduce=...)`` per layer, but
+    every layer is read from one forward pass per batch (``get_activations`` with a list of layers),
+    so a 30-layer sweep costs about one forward pass. It goes through the tracing layer, so it also
+    runs on a remote model. ``pooling="action"`` averages the tokens inside ``spans`` (one
+    ``(start, end)`` character range per sentence; the whole sentence when omitted).
     """
-    import torch
-
     from .tracing import get_activations
 
     sentences = _check_phrases(sentences, "sentences")
     if pooling not in POOLINGS:
         raise ValueError(f"pooling={pooling!r} is not valid; use one of {POOLINGS}")
+    if spans is not None and pooling != "action":
+        raise ValueError(f"spans only apply to pooling='action'; got pooling={pooling!r}")
+    if pooling == "action" and spans is None:
+        spans = [(0, len(s)) for s in sentences]
     layers = [model.check_layer(L) for L in layers]
-    if model.remote:
-        return {L: get_activations(model, sentences, layer=L, reduce=pooling).numpy() for L in layers}
-    # hidden_states[L + 1] is the output of block L, except the last entry, which transformers
-    # returns after the final norm: the last block is read through get_activations instead.
-    last_block = model.n_layers - 1
-    direct = [L for L in layers if L != last_block]
-    out: dict[int, list[np.ndarray]] = {L: [] for L in direct}
-    tok = model.tokenizer
-    old_side = tok.padding_side
-    tok.padding_side = "right"
-    try:
-        for start in range(0, len(sentences), batch_size):
-            enc = tok(sentences[start:start + batch_size], return_tensors="pt", padding=True)
-            enc = {key: v.to(model.device) for key, v in enc.items()}
-            mask = enc["attention_mask"].bool().clone()
-            if model.adds_bos:
-                mask[:, 0] &= enc["input_ids"][:, 0] != model.bos_token_id
-            with torch.no_grad():
-                hs = model.hf(**enc, output_hidden_states=True).hidden_states
-            m = mask.float().unsqueeze(-1)
-            last = mask.shape[1] - 1 - mask.flip(1).float().argmax(1)
-            for L in direct:
-                h = hs[L + 1].float()
-                pooled = (h * m).sum(1) / m.sum(1) if pooling == "mean" else h[torch.arange(h.shape[0]), last]
-                out[L].append(pooled.cpu().numpy())
-    finally:
-        tok.padding_side = old_side
-    result = {L: np.concatenate(v).astype(np.float64) for L, v in out.items()}
-    if last_block in layers:
-        result[last_block] = get_activations(model, sentences, layer=last_block, reduce=pooling).numpy().astype(np.float64)
-    return {L: result[L] for L in layers}
+    acts = get_activations(model, sentences, layer=layers, reduce="last" if pooling == "last" else "mean",
+                           batch_size=batch_size, spans=spans if pooling == "action" else None)
+    return {L: acts[L].numpy().astype(np.float64) for L in layers}
