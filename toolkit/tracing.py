@@ -360,3 +360,96 @@ def logits(model: Model, texts: Sequence[str] | str, *, edits: Sequence[Edit] | 
         for row, i in enumerate(idx):
             out[i] = full[row, last[row]]
     return torch.stack(out)
+
+
+class StepDecoder:
+    """Decode a batch of prompts one token at a time, choosing each token yourself, through nnsight.
+
+    ``logits()`` gives the next-token logits ``[n_prompts, vocab]`` (float32, CPU) of every sequence
+    so far; ``append(tokens)`` adds one chosen token id per sequence; ``new_ids`` holds what was
+    appended. This is the loop under custom decoding rules (e.g. filtering candidates, MoRT).
+    A local model keeps a key-value cache, so each step runs only the new tokens (the batch is
+    left-padded, with position ids counted from each prompt's first real token, which gives the same
+    tokens as :func:`generate`); a remote model re-reads every whole sequence at each step. ``edits``
+    apply at every step, as in :func:`generate`. Prompts are used as plain text (no chat template)
+    or as lists of token ids.
+    """
+
+    def __init__(self, model: Model, prompts: Sequence[str] | str | Sequence[Sequence[int]], *,
+                 edits: Sequence[Edit] | Edit | None = None) -> None:
+        if isinstance(prompts, str) or (prompts and all(isinstance(p, str) for p in prompts)):
+            texts = _check_texts(prompts, "prompts")
+            self.prompt_ids = [list(model.tokenizer(t).input_ids) for t in texts]
+        else:
+            self.prompt_ids = [[int(t) for t in p] for p in prompts]
+            if not self.prompt_ids or any(len(p) == 0 for p in self.prompt_ids):
+                raise ValueError("prompts must be non-empty strings or non-empty lists of token ids")
+        too_long = [i for i, p in enumerate(self.prompt_ids) if len(p) > model.max_length]
+        if too_long:
+            raise ValueError(f"prompt {too_long[0]} has {len(self.prompt_ids[too_long[0]])} tokens, more than "
+                             f"{model.name}'s context of {model.max_length}")
+        self.model = model
+        self.edits = _check_edits(model, edits)
+        self.new_ids: list[list[int]] = [[] for _ in self.prompt_ids]
+        self._cache: Any = None
+        self._mask: torch.Tensor | None = None
+        self._positions: torch.Tensor | None = None
+        self._logits: torch.Tensor | None = None
+
+    @property
+    def ids(self) -> list[list[int]]:
+        """Prompt plus appended token ids of every sequence."""
+        return [p + n for p, n in zip(self.prompt_ids, self.new_ids)]
+
+    def append(self, tokens: Sequence[int]) -> None:
+        """Add one token id to every sequence (in prompt order)."""
+        tokens = [int(t) for t in tokens]
+        if len(tokens) != len(self.prompt_ids):
+            raise ValueError(f"append needs one token per sequence ({len(self.prompt_ids)}); got {len(tokens)}")
+        if self._logits is None:
+            raise RuntimeError("call logits() before append(): a token is chosen from the current logits")
+        for seq, t in zip(self.new_ids, tokens):
+            seq.append(t)
+        self._logits = None
+
+    def logits(self) -> torch.Tensor:
+        """Next-token logits ``[n_sequences, vocab]`` for the sequences as they stand."""
+        if self._logits is None:
+            self._logits = self._remote_step() if self.model.remote else self._cached_step()
+        return self._logits
+
+    def _run(self, **inputs: Any) -> Any:
+        with torch.no_grad(), self.model.nn.trace(**inputs, remote=self.model.remote):
+            _apply_edits(self.model, self.edits)
+            out = self.model.nn.output.save()
+        return out
+
+    def _cached_step(self) -> torch.Tensor:
+        device = self.model.device
+        if self._cache is None:  # the first step reads the (left-padded) prompts, later ones a single new token
+            pad = self.model.tokenizer.pad_token_id
+            pad = pad if pad is not None else 0
+            width = max(len(p) for p in self.ids)
+            ids = torch.tensor([[pad] * (width - len(p)) + p for p in self.ids], device=device)
+            self._mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in self.ids], device=device)
+            self._positions = (self._mask.cumsum(1) - 1).clamp(min=0)
+            feed_ids, feed_pos = ids, self._positions
+        else:
+            feed_ids = torch.tensor([[seq[-1]] for seq in self.new_ids], device=device)
+            self._mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], 1)
+            self._positions = self._positions[:, -1:] + 1
+            feed_ids, feed_pos = feed_ids, self._positions
+        out = self._run(input_ids=feed_ids, attention_mask=self._mask, position_ids=feed_pos,
+                        past_key_values=self._cache, use_cache=True)
+        self._cache = out.past_key_values
+        return out.logits[:, -1].detach().float().cpu()
+
+    def _remote_step(self) -> torch.Tensor:
+        pad = self.model.tokenizer.pad_token_id
+        pad = pad if pad is not None else 0
+        seqs = self.ids
+        width = max(len(p) for p in seqs)
+        enc = {"input_ids": torch.tensor([p + [pad] * (width - len(p)) for p in seqs]),
+               "attention_mask": torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in seqs])}
+        full = _forward_logits(self.model, enc, self.edits)
+        return torch.stack([full[row, len(p) - 1] for row, p in enumerate(seqs)])
