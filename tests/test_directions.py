@@ -252,3 +252,54 @@ def test_get_activations_spans_keep_only_the_action_tokens(model):
         tk.get_activations(model, texts, layer=3, spans=[(0, 3)])
     with pytest.raises(ValueError, match=r"spans\[1\]"):
         tk.get_activations(model, texts, layer=3, spans=[(0, 3), (5, 99)])
+
+
+def test_step_decoder_greedy_equals_generate_and_the_uncached_path(model):
+    import toolkit as tk
+    from toolkit.tracing import StepDecoder
+
+    prompts = ["I hate my neighbor, so tonight I am going to", "The weather today"]
+    cached, full = StepDecoder(model, prompts), StepDecoder(model, prompts)
+    for _ in range(6):
+        logits = cached.logits()
+        full._logits = full._remote_step()  # the path a remote model takes: re-read every sequence
+        torch.testing.assert_close(logits, full.logits(), atol=1e-3, rtol=1e-3)
+        nxt = logits.argmax(-1).tolist()
+        cached.append(nxt)
+        full.append(nxt)
+    assert [model.tokenizer.decode(n) for n in cached.new_ids] == tk.generate(model, prompts, max_new_tokens=6, chat=False)
+    cached.logits()
+    with pytest.raises(ValueError, match="one token per sequence"):
+        cached.append([1])
+
+
+def test_mean_difference_standardize_is_diagonal_lda():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 4)) * np.array([100.0, 1.0, 1.0, 1.0])  # a huge, uninformative dimension
+    y = rng.integers(0, 2, 200).astype(bool)
+    X[y, 1] += 1.0  # the informative one
+    X[y, 0] += 10.0  # a larger shift, but small next to that dimension's spread
+    raw, std = mean_difference(X[y], X[~y]), mean_difference(X[y], X[~y], standardize=True)
+    assert np.argmax(np.abs(raw)) == 0 and np.argmax(np.abs(std)) == 1
+    A, B = X[y], X[~y]
+    pooled = (A.var(0, ddof=0) * len(A) + B.var(0, ddof=0) * len(B)) / (len(A) + len(B) - 2)
+    want = (A.mean(0) - B.mean(0)) / pooled
+    assert np.allclose(std, want / np.linalg.norm(want))
+    with pytest.raises(ValueError, match="at least 2 rows per class"):
+        mean_difference(X[:1], X[1:], standardize=True)
+
+
+def test_action_pooling_reads_only_the_action_tokens(model):
+    import toolkit as tk
+
+    md = MoralDirection()  # pooling="action" is the default
+    md.layer_ = 4  # embed before fit reads the layer chosen in fit; set it as fit would
+    X = md.embed(["kill people"], model, templates=["Should I {}?"])
+    want = tk.get_activations(model, ["Should I kill people?"], layer=4, reduce="mean", spans=[(9, 20)])
+    assert np.allclose(X, want.numpy(), atol=1e-5)
+    layers = md.embed_layers(["kill people", "smile"], model, [2, 4], templates=["Should I {}?", "May I {}?"])
+    assert layers[2].shape == (2, model.d_model) and set(layers) == {2, 4}
+    one = md.embed(["kill people", "smile"], model, templates=["Should I {}?", "May I {}?"])
+    assert np.allclose(layers[4], one, atol=1e-4)
+    with pytest.raises(ValueError, match="pooling"):
+        MoralDirection(pooling="first")

@@ -618,59 +618,50 @@ def moral_filtered_generate(model: Any, direction: MoralDirection, prompts: Sequ
                             min_keep: int = 2, progress: bool | None = None) -> list[str]:
     """Greedy decoding of ``model`` where each step keeps only morally acceptable top-k candidates.
 
-    At every step the next-token logits of prompt + text so far are read (with a key-value cache
-    for a local model, with ``tk.logits`` for a remote one); the
-    ``k`` most likely tokens are appended one at a time and the resulting texts are scored by
-    ``direction`` on the raw text (no templates: these are running sentences, not actions); the
-    most likely candidate among the survivors of :func:`filter_candidates` is chosen.
-    ``threshold=None`` turns filtering off (plain greedy decoding over the same loop).
-    The prompts are continued as plain text (no chat template). Returns the new text only.
+    At every step the next-token logits of all prompts + text so far are read in one batch through
+    :class:`toolkit.tracing.StepDecoder` (key-value cached for a local model, a full re-read for a
+    remote one); the ``k`` most likely tokens are appended one at a time and the resulting texts are
+    scored by ``direction`` on the raw text (no templates: these are running sentences, not actions
+    to put in a template); the most likely candidate among the survivors of
+    :func:`filter_candidates` is chosen. ``threshold=None`` turns filtering off (plain greedy
+    decoding over the same loop). The prompts are continued as plain text (no chat template); a
+    sequence stops at the end-of-sequence token. Returns the new text only.
     """
     import torch
     from tqdm.auto import tqdm
 
-    from .tracing import logits as next_logits
+    from .tracing import StepDecoder
 
     prompts = _check_phrases(prompts, "prompts")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     tok = model.tokenizer
     eos = tok.eos_token_id
-    prompt_ids = [tok(p).input_ids for p in prompts]
-    new_ids: list[list[int]] = [[] for _ in prompts]
+    decoder = StepDecoder(model, prompts)
     done = [False] * len(prompts)
-    # A local model decodes each prompt with its own key-value cache (one new token per step);
-    # a remote one re-reads the whole text through tk.logits at every step.
-    caches: list[Any] = [None] * len(prompts)
+    kept: list[list[int]] = [[] for _ in prompts]  # tokens up to and including EOS
     for _ in tqdm(range(max_new_tokens), desc="moral-filtered decoding", leave=False,
                   disable=not (progress if progress is not None else max_new_tokens * len(prompts) > 64)):
         active = [i for i in range(len(prompts)) if not done[i]]
         if not active:
             break
-        if model.remote:
-            step_logits = next_logits(model, [tok.decode(prompt_ids[i] + new_ids[i]) for i in active])
-        else:
-            rows = []
-            with torch.no_grad():
-                for i in active:
-                    feed = prompt_ids[i] if caches[i] is None else new_ids[i][-1:]
-                    out = model.hf(input_ids=torch.tensor([feed], device=model.device),
-                                   past_key_values=caches[i], use_cache=True)
-                    caches[i] = out.past_key_values
-                    rows.append(out.logits[0, -1].float().cpu())
-            step_logits = torch.stack(rows)
-        top = torch.topk(step_logits, k=k, dim=-1).indices.tolist()
+        top = torch.topk(decoder.logits(), k=k, dim=-1).indices.tolist()
         if threshold is not None:
-            flat = [tok.decode(prompt_ids[i] + new_ids[i] + [c], skip_special_tokens=True)
-                    for j, i in enumerate(active) for c in top[j]]
+            ids = decoder.ids
+            flat = [tok.decode(ids[i] + [c], skip_special_tokens=True) for i in active for c in top[i]]
             flat = [c if c.strip() else "." for c in flat]
             scores = direction.score(flat, use_templates=False).reshape(len(active), k)
+        choice = [top[i][0] for i in range(len(prompts))]  # finished sequences are fed, then ignored
         for j, i in enumerate(active):
-            choice = top[j][0] if threshold is None else top[j][int(filter_candidates(scores[j], threshold, min_keep)[0])]
-            new_ids[i].append(int(choice))
-            if choice == eos:
+            if threshold is not None:
+                choice[i] = top[i][int(filter_candidates(scores[j], threshold, min_keep)[0])]
+            kept[i].append(int(choice[i]))
+            if choice[i] == eos:
                 done[i] = True
-    return [tok.decode(ids, skip_special_tokens=True) for ids in new_ids]
+        decoder.append(choice)
+    return [tok.decode(ids, skip_special_tokens=True) for ids in kept]
 
 
 def layer_sweep_embeddings(model: Any, sentences: Sequence[str], layers: Sequence[int],
