@@ -10,8 +10,10 @@ from toolkit.evaluate import (
     ConceptJudge,
     alpha_sweep,
     auroc,
+    best_f1_threshold,
     best_latent,
     cost_at_shift,
+    f1_score,
     fit_tradeoff,
     latent_aurocs,
     repetition_rate,
@@ -130,3 +132,29 @@ def test_summarize_averages_perplexity_in_log_space():
     df = pd.DataFrame({"method": "m", "alpha": [0.0, 0.0], "perplexity": [10.0, 1000.0], "concept_score": [0, 1]})
     out = summarize_sweep(df)
     assert out["perplexity"].iloc[0] == pytest.approx(100.0)
+
+
+def test_f1_score_matches_sklearn():
+    from sklearn.metrics import f1_score as sk_f1
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p = rng.random(200) < 0.4
+    assert f1_score(p, y) == pytest.approx(sk_f1(y, p))
+    assert f1_score([0, 0], [0, 0]) == 0.0
+    with pytest.raises(ValueError, match="labels"):
+        f1_score([1, 0], [1, 0, 1])
+
+
+def test_best_f1_threshold_is_optimal_and_handles_ties():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    scores = np.where(rng.random(300) < 0.5, 0.0, rng.random(300) + y)  # a sparse latent: many exact zeros
+    t, f1 = best_f1_threshold(scores, y)
+    assert f1 == pytest.approx(f1_score(scores > t, y))
+    brute = max(f1_score(scores > c, y) for c in np.r_[np.unique(scores), -1.0])
+    assert f1 == pytest.approx(brute)
+    t, f1 = best_f1_threshold([0, 0, 0, 0.3, 0.9, 0.8], [0, 0, 1, 1, 1, 1])
+    assert 0.0 < t < 0.3 and f1 == pytest.approx(6 / 7)  # the cut goes just above the zeros
+    with pytest.raises(ValueError, match="no positives"):
+        best_f1_threshold([0.1, 0.2], [0, 0])

@@ -22,6 +22,8 @@ __all__ = [
     "auroc",
     "latent_aurocs",
     "best_latent",
+    "f1_score",
+    "best_f1_threshold",
     "repetition_rate",
     "generation_perplexity",
     "alpha_sweep",
@@ -66,6 +68,42 @@ def best_latent(latents: np.ndarray, labels: Sequence[int] | np.ndarray) -> tupl
     aucs = latent_aurocs(latents, labels)
     idx = int(np.nanargmax(aucs))
     return idx, float(aucs[idx])
+
+
+def f1_score(predicted: Sequence[bool] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
+    """F1 of binary ``predicted`` against binary ``labels`` (0 when there is nothing to find or predict)."""
+    p = np.asarray(predicted).reshape(-1).astype(bool)
+    y = _binary_labels(labels, len(p)).astype(bool)
+    tp = int((p & y).sum())
+    denom = 2 * tp + int((p & ~y).sum()) + int((~p & y).sum())
+    return 0.0 if denom == 0 else 2.0 * tp / denom
+
+
+def best_f1_threshold(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> tuple[float, float]:
+    """The threshold ``t`` that maximises the F1 of ``scores > t``: returns ``(t, f1)``.
+
+    Every cut between two distinct score values is tried (``t`` is their midpoint; below the
+    lowest score, everything is predicted positive). Choose ``t`` on training data and report
+    ``f1_score(test_scores > t, test_labels)``: a detector's F1 depends on its threshold, and a
+    sparse latent that is zero on most tokens needs a cut just above zero, not at 0.5.
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = _binary_labels(labels, len(s))
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite")
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        raise ValueError("labels have no positives; F1 is undefined")
+    order = np.argsort(-s, kind="stable")
+    s_sorted, y_sorted = s[order], y[order]
+    tp = np.cumsum(y_sorted)
+    fp = np.cumsum(1 - y_sorted)
+    last = np.r_[s_sorted[1:] != s_sorted[:-1], True]  # cut only after the last of a run of ties
+    f1 = 2 * tp / (2 * tp + fp + (n_pos - tp))
+    f1 = np.where(last, f1, -1.0)
+    i = int(np.argmax(f1))
+    t = (s_sorted[i] + s_sorted[i + 1]) / 2 if i + 1 < len(s_sorted) else s_sorted[i] - 1.0
+    return float(t), float(f1[i])
 
 
 # --------------------------------------------------------------------------- the concept judge
