@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Notebooks not yet shown to pass fast mode within its limits stay out of `make test` until they are
 # (issue 5: 03's fast mode timed out a cell on a loaded machine and its AuxK assert is unverified).
-# 05 is back in: its fast mode passes under nbmake in ~90 CPU-s (it runs torch on one thread in fast mode;
+# 05 is back in: its fast mode passes under nbmake in ~105 CPU-s (it runs torch on one thread in fast mode;
 # with two, OpenMP spin-waiting on a shared 2-core machine had tripled its CPU time).
 # Run them anyway with `make test UNVERIFIED=`.
 UNVERIFIED ?= notebooks/03_sae_training.ipynb
