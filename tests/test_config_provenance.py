@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import toolkit as tk
+from toolkit import config
 
 
 def test_pick_follows_fast_mode(monkeypatch):
@@ -49,3 +50,19 @@ def test_save_results_refuses_what_json_cannot_hold(tmp_path):
         tk.save_results("demo", {"model": object()}, folder=tmp_path)
     with pytest.raises(ValueError, match="non-empty"):
         tk.save_results("demo", {}, folder=tmp_path)
+
+
+def test_threads_follow_the_environment(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("TOOLKIT_THREADS", "2")
+        assert config.apply_threads() == 2
+        monkeypatch.delenv("TOOLKIT_THREADS")
+        monkeypatch.setattr(config, "FAST", True)
+        assert config.apply_threads() == 1  # fast mode: one thread unless told otherwise
+        for bad in ("two", "0"):
+            monkeypatch.setenv("TOOLKIT_THREADS", bad)
+            with pytest.raises(ValueError, match="TOOLKIT_THREADS"):
+                config.apply_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 
 from . import config
 from .config import FAST, pick, seed_everything
+
+config.apply_threads()  # TOOLKIT_THREADS, or one thread in fast mode (see config.apply_threads)
 from .models import DEFAULT_ENCODER, DEFAULT_MODEL, Model, load_encoder, load_model
 from .provenance import provenance, save_results
 from .tracing import Edit, format_prompt, generate, get_activations, logits, token_losses

@@ -14,6 +14,7 @@ variable               meaning                                                  
 ``TOOLKIT_CACHE``      folder for converted models and cached activations         ~/.cache/toolkit
 ``TOOLKIT_SEED``       the seed ``seed_everything()`` uses                         ``0``
 ``TOOLKIT_RESULTS``    where notebooks write their metrics JSON                    ``build/results``
+``TOOLKIT_THREADS``    torch CPU threads, set when ``toolkit`` is imported         1 if fast, else torch's
 =====================  =========================================================  ==============
 """
 from __future__ import annotations
@@ -48,6 +49,28 @@ def fast() -> bool:
 
 #: Snapshot of :func:`fast` at import time, for notebooks (``tk.FAST``).
 FAST: bool = fast()
+
+
+def apply_threads() -> int:
+    """Set torch's CPU thread count from ``TOOLKIT_THREADS``; returns the count in effect.
+
+    Fast mode defaults to one thread. The test path makes many small CPU passes on shared 2-core
+    machines, where a second OpenMP thread mostly spin-waits for the first: measured on the course
+    notebooks, two threads cost about 3x the CPU time of one and ran slower, not faster. Full runs keep
+    torch's own default (all cores).
+    """
+    raw = os.environ.get("TOOLKIT_THREADS", "").strip()
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            raise ValueError(f"TOOLKIT_THREADS={raw!r} is not an integer; use a positive thread count") from None
+        if n < 1:
+            raise ValueError(f"TOOLKIT_THREADS={n} must be at least 1")
+        torch.set_num_threads(n)
+    elif FAST:
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
 
 
 def pick(*, fast: T, full: T) -> T:  # noqa: A002 - reads well at call sites
