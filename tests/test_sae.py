@@ -293,3 +293,31 @@ def test_cache_activations_bounded_and_reused(model, tmp_path):
     assert torch.equal(again, acts) and files[0].stat().st_mtime_ns == stamp  # read back, not recomputed
     other = tk.cache_activations(model, texts[:1], 2, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.rglob("*.safetensors"))) == 2 and other.shape[0] < 15
+
+
+class _IdentitySAE(tk.TopKSAE):
+    """A stand-in whose reconstruction is exact, so CE loss recovered must be exactly 1."""
+
+    def forward(self, x):
+        return x
+
+
+def test_ce_loss_recovered_exact_and_shared_baselines(model):
+    texts = ["The cat sat on the mat and looked at the door.", "In the beginning was the word."]
+    layer = 3
+    mean_act = torch.zeros(model.d_model)
+    perfect = _IdentitySAE(model.d_model, 2 * model.d_model, k=4)
+    crude = tk.TopKSAE(model.d_model, 2 * model.d_model, k=1)  # untrained: a poor reconstruction
+    crude.initialize(tk.get_activations(model, texts, layer=layer))
+    both = tk.ce_loss_recovered(model, {"perfect": perfect, "crude": crude}, texts, layer, mean_act=mean_act)
+    assert set(both) == {"perfect", "crude"}
+    assert both["perfect"]["recovered_zero"] == pytest.approx(1.0, abs=1e-5)
+    assert both["perfect"]["ce_sae"] == pytest.approx(both["perfect"]["ce_clean"], abs=1e-5)
+    assert both["crude"]["ce_sae"] > both["crude"]["ce_clean"] + 0.05
+    assert both["crude"]["ce_zero"] == both["perfect"]["ce_zero"]  # one shared baseline pass
+    single = tk.ce_loss_recovered(model, crude, texts, layer, mean_act=mean_act)
+    assert single == pytest.approx(both["crude"])
+    with pytest.raises(ValueError, match="out of range"):
+        tk.ce_loss_recovered(model, crude, texts, model.n_layers)
+    with pytest.raises(TypeError, match="not a toolkit SparseAutoencoder"):
+        tk.ce_loss_recovered(model, {"bad": torch.nn.Linear(2, 2)}, texts, layer)
