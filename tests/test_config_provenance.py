@@ -66,3 +66,13 @@ def test_threads_follow_the_environment(monkeypatch):
                 config.apply_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_torch_threads_context_restores():
+    before = torch.get_num_threads()
+    with config.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="positive integer"):
+        with config.torch_threads(0):
+            pass

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -71,6 +73,23 @@ def apply_threads() -> int:
     elif FAST:
         torch.set_num_threads(1)
     return torch.get_num_threads()
+
+
+@contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Run a block with ``n`` torch CPU threads, restoring the previous count afterwards.
+
+    For tiny models (toy MLPs, a 5x2 superposition model): their ops are too small to split, and on a
+    loaded machine OpenMP's spin-waiting made them up to 100x slower with two threads than with one.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"thread count must be a positive integer, got {n!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def pick(*, fast: T, full: T) -> T:  # noqa: A002 - reads well at call sites

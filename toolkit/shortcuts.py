@@ -15,7 +15,6 @@ The taxonomy of shortcut research (Steinmann et al., 2024) is data, in
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -52,7 +51,7 @@ __all__ = [
     "flip_rate",
 ]
 
-from .config import data_dir
+from .config import data_dir, torch_threads
 
 TAXONOMY_PATH = data_dir() / "shortcuts" / "taxonomy.yaml"
 SENTIMENT_PATH = data_dir() / "sentiment" / "sentences.csv"
@@ -212,18 +211,6 @@ def make_decoy_digits(
 # --------------------------------------------------------------------------------------------
 # Models, training, attribution, RRR
 # --------------------------------------------------------------------------------------------
-@contextmanager
-def _one_thread():
-    # Tiny MLPs run fastest on one thread; with several, OpenMP's spin-waiting makes them crawl
-    # on a loaded machine (observed: 100x slower on a shared 2-core box). Restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def make_mlp(d_in: int = 144, hidden: int = 64, n_classes: int = 10, random_state: int = 0) -> nn.Module:
     """A two-layer ReLU MLP that takes ``[n, H, W]`` images (flattened inside)."""
     torch.manual_seed(random_state)
@@ -302,7 +289,7 @@ def train_classifier(
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = []
     model.train()
-    with _one_thread():
+    with torch_threads(1):
         history = _fit(model, opt, X, y, mask, lam, epochs, batch_size, gen)
     model.eval()
     return history
@@ -328,7 +315,7 @@ def _fit(model, opt, X, y, mask, lam, epochs, batch_size, gen) -> list[float]:
 def predict(model: nn.Module, X: Any) -> np.ndarray:
     """Predicted class per example."""
     model.eval()
-    with _one_thread():
+    with torch_threads(1):
         return model(_as_tensor(X)).argmax(-1).numpy()
 
 
@@ -345,7 +332,7 @@ def input_gradients(model: nn.Module, X: Any, target: str | np.ndarray = "sum") 
             predicted class's log-probability) or an int array of classes, one per example.
     """
     model.eval()
-    with _one_thread():
+    with torch_threads(1):
         return _input_gradients(model, _as_tensor(X).detach().requires_grad_(True), target)
 
 
