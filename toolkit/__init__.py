@@ -27,6 +27,6 @@ from .fms import FMSResult, fms, fms_report
 from .sae import ReluSAE, SparseAutoencoder, TopKSAE, ce_loss_recovered, export_saelens, fvu, load_saelens, sae_metrics, train_sae
 from .sae import SCAR, GuidedSAE
 from .steering import mlp_activations, steer, steering_edit
-from .evaluate import ConceptJudge, alpha_sweep, auroc, best_latent, repetition_rate, summarize_sweep
+from .evaluate import ConceptJudge, alpha_sweep, auroc, best_f1_threshold, best_latent, f1_score, repetition_rate, summarize_sweep
 from .data import activation_cache_path, cache_activations, load_corpus
 from . import shortcuts
