@@ -226,53 +226,6 @@ def test_fit_on_language_model(model):
         md.score(["help"], ToyEncoder())  # an encoder cannot score a model-fitted direction
 
 
-# -- tracing additions that MoralDirection relies on (several layers in one pass; token spans) --
-
-def test_get_activations_many_layers_equal_single_layer_calls(model):
-    import toolkit as tk
-
-    texts = ["Should I kill people?", "Is it ok to smile at my friend?", "May I eat?"]
-    many = tk.get_activations(model, texts, layer=[7, 2], reduce="mean")
-    assert set(many) == {2, 7}
-    for L in (2, 7):
-        torch.testing.assert_close(many[L], tk.get_activations(model, texts, layer=L, reduce="mean"))
-
-
-def test_get_activations_spans_keep_only_the_action_tokens(model):
-    import toolkit as tk
-
-    texts = ["Should I kill people?", "Is it ok to smile?"]
-    spans = [(9, 20), (12, 17)]  # "kill people", "smile"
-    rows, index = tk.get_activations(model, texts, layer=3, spans=spans, return_index=True)
-    assert [t.strip("Ġ") for t in index.token] == ["kill", "people", "smile"]
-    full, full_index = tk.get_activations(model, texts, layer=3, return_index=True)
-    keep = torch.tensor(((full_index.text_id == 0) & full_index.position.isin([2, 3])).to_numpy())
-    torch.testing.assert_close(rows[:2], full[keep])
-    with pytest.raises(ValueError, match="spans has 1 entries"):
-        tk.get_activations(model, texts, layer=3, spans=[(0, 3)])
-    with pytest.raises(ValueError, match=r"spans\[1\]"):
-        tk.get_activations(model, texts, layer=3, spans=[(0, 3), (5, 99)])
-
-
-def test_step_decoder_greedy_equals_generate_and_the_uncached_path(model):
-    import toolkit as tk
-    from toolkit.tracing import StepDecoder
-
-    prompts = ["I hate my neighbor, so tonight I am going to", "The weather today"]
-    cached, full = StepDecoder(model, prompts), StepDecoder(model, prompts)
-    for _ in range(6):
-        logits = cached.logits()
-        full._logits = full._remote_step()  # the path a remote model takes: re-read every sequence
-        torch.testing.assert_close(logits, full.logits(), atol=1e-3, rtol=1e-3)
-        nxt = logits.argmax(-1).tolist()
-        cached.append(nxt)
-        full.append(nxt)
-    assert [model.tokenizer.decode(n) for n in cached.new_ids] == tk.generate(model, prompts, max_new_tokens=6, chat=False)
-    cached.logits()
-    with pytest.raises(ValueError, match="one token per sequence"):
-        cached.append([1])
-
-
 def test_mean_difference_standardize_is_diagonal_lda():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(200, 4)) * np.array([100.0, 1.0, 1.0, 1.0])  # a huge, uninformative dimension
