@@ -27,7 +27,6 @@ __all__ = [
     "load_mort_prompts",
     "filter_candidates",
     "moral_filtered_generate",
-    "layer_sweep_embeddings",
 ]
 
 
@@ -662,29 +661,3 @@ def moral_filtered_generate(model: Any, direction: MoralDirection, prompts: Sequ
                 done[i] = True
         decoder.append(choice)
     return [tok.decode(ids, skip_special_tokens=True) for ids in kept]
-
-
-def layer_sweep_embeddings(model: Any, sentences: Sequence[str], layers: Sequence[int],
-                           pooling: str = "mean", batch_size: int = 32,
-                           spans: Sequence[tuple[int, int]] | None = None) -> dict[int, np.ndarray]:
-    """Pooled residual-stream embeddings of ``sentences`` after each block in ``layers``, ``{layer: [n, d_model]}``.
-
-    The same numbers as ``tk.get_activations(model, sentences, layer=L, reduce=...)`` per layer, but
-    every layer is read from one forward pass per batch (``get_activations`` with a list of layers),
-    so a 30-layer sweep costs about one forward pass. It goes through the tracing layer, so it also
-    runs on a remote model. ``pooling="action"`` averages the tokens inside ``spans`` (one
-    ``(start, end)`` character range per sentence; the whole sentence when omitted).
-    """
-    from .tracing import get_activations
-
-    sentences = _check_phrases(sentences, "sentences")
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling={pooling!r} is not valid; use one of {POOLINGS}")
-    if spans is not None and pooling != "action":
-        raise ValueError(f"spans only apply to pooling='action'; got pooling={pooling!r}")
-    if pooling == "action" and spans is None:
-        spans = [(0, len(s)) for s in sentences]
-    layers = [model.check_layer(L) for L in layers]
-    acts = get_activations(model, sentences, layer=layers, reduce="last" if pooling == "last" else "mean",
-                           batch_size=batch_size, spans=spans if pooling == "action" else None)
-    return {L: acts[L].numpy().astype(np.float64) for L in layers}

@@ -72,11 +72,11 @@ def best_latent(latents: np.ndarray, labels: Sequence[int] | np.ndarray) -> tupl
 
 def f1_score(predicted: Sequence[bool] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
     """F1 of binary ``predicted`` against binary ``labels`` (0 when there is nothing to find or predict)."""
+    from sklearn.metrics import f1_score as sklearn_f1
+
     p = np.asarray(predicted).reshape(-1).astype(bool)
-    y = _binary_labels(labels, len(p)).astype(bool)
-    tp = int((p & y).sum())
-    denom = 2 * tp + int((p & ~y).sum()) + int((~p & y).sum())
-    return 0.0 if denom == 0 else 2.0 * tp / denom
+    y = _binary_labels(labels, len(p)).astype(bool)  # checks length and values, with our error messages
+    return float(sklearn_f1(y, p, zero_division=0.0))
 
 
 def best_f1_threshold(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> tuple[float, float]:

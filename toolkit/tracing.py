@@ -427,8 +427,7 @@ class StepDecoder:
     def _cached_step(self) -> torch.Tensor:
         device = self.model.device
         if self._cache is None:  # the first step reads the (left-padded) prompts, later ones a single new token
-            pad = self.model.tokenizer.pad_token_id
-            pad = pad if pad is not None else 0
+            pad = self._pad_id()
             width = max(len(p) for p in self.ids)
             ids = torch.tensor([[pad] * (width - len(p)) + p for p in self.ids], device=device)
             self._mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in self.ids], device=device)
@@ -437,16 +436,18 @@ class StepDecoder:
         else:
             feed_ids = torch.tensor([[seq[-1]] for seq in self.new_ids], device=device)
             self._mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], 1)
-            self._positions = self._positions[:, -1:] + 1
-            feed_ids, feed_pos = feed_ids, self._positions
+            self._positions = feed_pos = self._positions[:, -1:] + 1
         out = self._run(input_ids=feed_ids, attention_mask=self._mask, position_ids=feed_pos,
                         past_key_values=self._cache, use_cache=True)
         self._cache = out.past_key_values
         return out.logits[:, -1].detach().float().cpu()
 
-    def _remote_step(self) -> torch.Tensor:
+    def _pad_id(self) -> int:
         pad = self.model.tokenizer.pad_token_id
-        pad = pad if pad is not None else 0
+        return pad if pad is not None else 0  # padded positions are masked out, so any id will do
+
+    def _remote_step(self) -> torch.Tensor:
+        pad = self._pad_id()
         seqs = self.ids
         width = max(len(p) for p in seqs)
         enc = {"input_ids": torch.tensor([p + [pad] * (width - len(p)) for p in seqs]),
