@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/make_concepts.py            # toxicity and shakespeare
     .venv/bin/python scripts/make_concepts.py toxicity   # just one
+    .venv/bin/python scripts/make_concepts.py --out dir  # somewhere else (the tests do this)
 
 Sources are plain text files in data/concepts/source/, one pair per line:
 ``[style] first side => second side`` (toxicity) or ``early-modern line => modern paraphrase``
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,11 +103,21 @@ def shakespeare_rows() -> list[dict]:
 
 BUILDERS = {"toxicity": toxicity_rows, "shakespeare": shakespeare_rows}
 
-if __name__ == "__main__":
-    names = sys.argv[1:] or list(BUILDERS)
-    for name in names:
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Build the hand-written concept datasets from data/concepts/source/.")
+    ap.add_argument("names", nargs="*", help=f"datasets to build (default: all of {sorted(BUILDERS)})")
+    ap.add_argument("--out", type=Path, default=CONCEPTS, help="output folder (default: data/concepts)")
+    args = ap.parse_args()
+    for name in args.names or list(BUILDERS):
         if name not in BUILDERS:
             raise SystemExit(f"unknown dataset {name!r}; valid: {sorted(BUILDERS)}")
         rows = BUILDERS[name]()
-        write_jsonl(rows, CONCEPTS / f"{name}.jsonl")
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_jsonl(rows, args.out / f"{name}.jsonl")
         print(f"{name}: {len(rows) // 2} pairs, {len(rows)} texts")
+
+
+if __name__ == "__main__":
+    main()

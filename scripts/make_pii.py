@@ -1,9 +1,11 @@
 """Generate data/concepts/pii.jsonl: synthetic sentences with character-offset PII spans.
 
-    .venv/bin/python scripts/make_pii.py
+    .venv/bin/python scripts/make_pii.py                 # writes data/concepts/pii.jsonl
+    .venv/bin/python scripts/make_pii.py --out x.jsonl   # somewhere else (the tests do this)
 
 Every person, address, number and account in the output is invented by Faker (seeded, so the
-file is reproducible with the pinned Faker version). Sentences come from hand-written templates:
+file is reproducible with the pinned Faker version on any day: dates come from a fixed range, not
+from today's date). Sentences come from hand-written templates:
 positive templates contain entity slots such as ``{NAME}`` or ``{IBAN}``; negative templates
 contain no PII but many contain near-misses: numbers, codes, prices, times, weekdays, versions,
 company and city names, and PII-ish context words ("invoice", "call", "card details") without
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import date
 import re
 import sys
 from collections import Counter
@@ -177,6 +180,11 @@ ORDINALS = ["second", "third", "fourth", "fifth", "sixth", "seventh", "ninth", "
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 ADJS = ["cold", "warm", "noisy", "dark", "stuffy", "bright"]
 ADDRPARTS = ["city", "street name", "house number", "country"]
+# Dates are drawn between fixed calendar days, never relative to today, so the file is byte-identical on
+# any day. The range is "80 years before to one year after" the reference day on which the committed
+# file was made (the same bounds Faker's relative "-80y"/"+1y" gave on that day).
+REFERENCE_DATE = date(2026, 11, 22)
+DATE_RANGE = (date(1946, 11, 22), date(2027, 11, 22))
 DATE_FORMATS = ["%B %d, %Y", "%d %B %Y", "%d/%m/%Y", "%m/%d/%Y", "%Y-%m-%d", "%d.%m.%Y", "%b %d, %Y"]
 
 
@@ -206,7 +214,7 @@ class Generator:
         if slot == "ADDRESS":
             return self._locale().street_address().replace("\n", ", "), "ADDRESS"
         if slot == "DATE":
-            d = f.date_between(start_date="-80y", end_date="+1y")
+            d = f.date_between_dates(date_start=DATE_RANGE[0], date_end=DATE_RANGE[1])
             return d.strftime(r.choice(DATE_FORMATS)), "DATE"
         if slot == "IBAN":
             iban = self._locale().iban()
@@ -311,8 +319,15 @@ def build(seed: int = SEED) -> list[dict]:
 
 
 def main() -> None:
-    rows = build()
-    with OUT.open("w", encoding="utf-8") as f:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Generate the synthetic PII concept set (seeded, day-independent).")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"output file (default: {OUT.relative_to(ROOT)})")
+    ap.add_argument("--seed", type=int, default=SEED)
+    args = ap.parse_args()
+    rows = build(args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     types = Counter((r["split"], s["type"]) for r in rows for s in r["spans"])

@@ -76,3 +76,47 @@ def test_torch_threads_context_restores():
     with pytest.raises(ValueError, match="positive integer"):
         with config.torch_threads(0):
             pass
+
+
+def test_provenance_is_displayed_once_not_printed(capsys):
+    info = tk.provenance()
+    assert capsys.readouterr().out == "", "provenance() printed; a bare last cell would then show it twice"
+    assert isinstance(info, dict) and info["seed"] is not None
+    text = str(info)
+    assert text.splitlines()[0].startswith("versions") and "torch 2.13.0" in text
+
+    class Printer:  # IPython's pretty printer calls _repr_pretty_ with one of these
+        def __init__(self):
+            self.out = []
+
+        def text(self, s):
+            self.out.append(s)
+
+    p = Printer()
+    info._repr_pretty_(p, False)
+    assert p.out == [text]
+
+
+def test_provenance_names_a_local_model_folder_without_its_path(monkeypatch, tmp_path):
+    folder = tmp_path / "someone" / "models" / "my-model"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    monkeypatch.setenv("TOOLKIT_MODEL", str(folder))
+    model = tk.provenance()["model"]
+    assert "my-model" in model and str(tmp_path) not in model and "someone" not in model
+    other = tmp_path / "elsewhere" / "my-model"
+    other.mkdir(parents=True)
+    (other / "config.json").write_text('{"model_type": "llama"}')
+    monkeypatch.setenv("TOOLKIT_MODEL", str(other))
+    assert tk.provenance()["model"] == model, "the same model in another folder must be recorded the same way"
+    (other / "config.json").write_text('{"model_type": "gemma3"}')
+    assert tk.provenance()["model"] != model, "a different model must be recorded differently"
+
+
+def test_timings_are_a_separate_declared_field(tmp_path):
+    path = tk.save_results("demo", {"acc": 0.5}, timings={"runtime_s": 12.34567891}, folder=tmp_path)
+    record = json.loads(path.read_text())
+    assert record["metrics"] == {"acc": 0.5} and record["timings"] == {"runtime_s": 12.3457}
+    assert "timings" not in json.loads(tk.save_results("demo", {"acc": 0.5}, folder=tmp_path).read_text())
+    with pytest.raises(ValueError, match="timings must be a dict of seconds"):
+        tk.save_results("demo", {"acc": 0.5}, timings={"runtime": "slow"}, folder=tmp_path)

@@ -2,10 +2,12 @@
 
 Every notebook ends with ``save_results(name, metrics)``, which writes
 ``build/results/<name>.json`` with the metrics and this provenance, so a paper appendix can say
-exactly what produced each number.
+exactly what produced each number. Metrics are a function of the code, the pinned packages, the seed and
+the documented environment variables; wall-clock timings, which are not, live in a separate field.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import platform
@@ -44,10 +46,47 @@ def _git_commit() -> str | None:
     return None
 
 
-def provenance(*, quiet: bool = False) -> dict[str, Any]:
-    """Collect (and by default print) the environment that produced a result."""
+class Provenance(dict):
+    """The provenance record: a plain dict that shows itself as a table.
+
+    It is displayed, not printed, so a notebook's last cell ``tk.provenance()`` shows it exactly once
+    (``print(tk.provenance())`` works too).
+    """
+
+    def __str__(self) -> str:
+        width = max(len(k) for k in self)
+        lines = []
+        for key, value in self.items():
+            if key == "versions":
+                value = ", ".join(f"{k} {v}" for k, v in value.items() if v)
+            lines.append(f"{key:<{width}}  {value}")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's display hook
+        printer.text(str(self))
+
+
+def _model_label() -> str:
+    """The model, named so that the record holds no machine-specific path.
+
+    A local folder is recorded by its folder name and a hash of its ``config.json`` (what it is),
+    not by its absolute path (where one user keeps it).
+    """
+    name = config.model_name()
+    if name is None:
+        return "HuggingFaceTB/SmolLM2-135M-Instruct (embedded)"
+    path = Path(name).expanduser()
+    if path.exists():
+        cfg = path / "config.json"
+        digest = hashlib.sha256(cfg.read_bytes()).hexdigest()[:12] if cfg.is_file() else "no config.json"
+        return f"local folder {path.name!r} (config.json sha256 {digest})"
+    return name
+
+
+def provenance() -> Provenance:
+    """The environment that produced a result: versions, commit, device, dtype, seed, model, mode, threads."""
     dev = config.device()
-    info = {
+    return Provenance({
         "versions": {p: _version(p) for p in PACKAGES},
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -56,18 +95,13 @@ def provenance(*, quiet: bool = False) -> dict[str, Any]:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "dtype": str(config.dtype(dev)).replace("torch.", ""),
         "seed": config.last_seed() if config.last_seed() is not None else config.seed(),
-        "model": config.model_name() or "HuggingFaceTB/SmolLM2-135M-Instruct (embedded)",
+        "model": _model_label(),
         "remote": config.remote(),
         "mode": "fast" if config.fast() else "full",
+        # CPU kernels reduce in a different order with a different thread count, so the last digits of
+        # a result can depend on it: it is part of what produced the numbers.
         "torch_threads": torch.get_num_threads(),
-    }
-    if not quiet:
-        width = max(len(k) for k in info)
-        for key, value in info.items():
-            if key == "versions":
-                value = ", ".join(f"{k} {v}" for k, v in value.items() if v)
-            print(f"{key:<{width}}  {value}")
-    return info
+    })
 
 
 def _jsonable(value: Any) -> Any:
@@ -92,13 +126,20 @@ def _jsonable(value: Any) -> Any:
                     "use numbers, strings, lists or dicts")
 
 
-def save_results(notebook: str, metrics: dict[str, Any], *, folder: str | Path | None = None) -> Path:
+def save_results(notebook: str, metrics: dict[str, Any], *, timings: dict[str, float] | None = None,
+                 folder: str | Path | None = None) -> Path:
     """Write ``<folder>/<notebook>.json`` with the metrics and provenance; returns the path.
 
-    Floats are rounded to 6 significant digits so that two identical runs give identical files.
+    ``metrics`` must depend only on the code, the pins, the seed and the documented environment
+    variables: two runs with the same settings write identical metrics. Wall-clock measurements go in
+    ``timings`` (seconds), a separate field that is declared machine-dependent and left out of that
+    comparison. Floats are rounded to 6 significant digits.
     """
     if not isinstance(metrics, dict) or not metrics:
         raise ValueError(f"metrics must be a non-empty dict, got {metrics!r}")
+    if timings is not None and (not isinstance(timings, dict)
+                                or not all(isinstance(v, (int, float)) for v in timings.values())):
+        raise ValueError(f"timings must be a dict of seconds, e.g. {{'runtime_s': 12.3}}; got {timings!r}")
     clean = _jsonable(metrics)
 
     def _round(v: Any) -> Any:
@@ -113,6 +154,8 @@ def save_results(notebook: str, metrics: dict[str, Any], *, folder: str | Path |
     out_dir = Path(folder) if folder else config.results_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{notebook}.json"
-    record = {"notebook": notebook, "metrics": _round(clean), "provenance": provenance(quiet=True)}
+    record = {"notebook": notebook, "metrics": _round(clean), "provenance": dict(provenance())}
+    if timings:
+        record["timings"] = _round(_jsonable(timings))
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return path
