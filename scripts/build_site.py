@@ -24,7 +24,6 @@ import re
 import shutil
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -382,7 +381,10 @@ def _card(e: Entry) -> str:
 
 
 def index_page(entries: list[Entry], title: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # The page says what it was built from (the commits in the results' provenance), not when: the same
+    # results give the same bytes on any day.
+    commits = sorted({str(e.provenance["commit"]) for e in entries if e.provenance.get("commit")})
+    stamp = f"from commit {', '.join(html.escape(c) for c in commits)}" if commits else "from results without a recorded commit"
     cards = "\n".join(_card(e) for e in entries)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
