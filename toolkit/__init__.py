@@ -23,7 +23,7 @@ from .tracing import Edit, format_prompt, generate, get_activations, logits, tok
 from .setup_check import check_setup
 from .data import PII_TYPES, load_concepts, pii_token_labels
 from .directions import MoralDirection, mean_difference, pca_direction, project, remove_direction
-from .fms import FMSResult, fms, fms_report
+from .fms import FMSResult, FMSWarning, fms, fms_report
 from .sae import ReluSAE, SparseAutoencoder, TopKSAE, ce_loss_recovered, export_saelens, fvu, load_saelens, sae_metrics, train_sae
 from .sae import SCAR, GuidedSAE
 from .steering import mlp_activations, steer, steering_edit

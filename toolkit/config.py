@@ -113,14 +113,31 @@ def device() -> str:
     requested = os.environ.get("TOOLKIT_DEVICE", "").strip()
     if not requested:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    kind = requested.split(":")[0]
+    return check_device(requested, "TOOLKIT_DEVICE")
+
+
+def check_device(requested: object, name: str = "device") -> str:
+    """``requested`` as a device string if this machine has it; else an error naming ``name`` and what is valid.
+
+    ``TOOLKIT_DEVICE`` and every ``device=`` argument go through here, so a value gets the same answer
+    wherever it is given, before anything loads.
+    """
+    if isinstance(requested, torch.device):
+        requested = str(requested)
+    if not isinstance(requested, str):
+        raise TypeError(f"{name} must be a device string such as 'cpu' or 'cuda:0', got {requested!r}")
+    kind, _, index = requested.partition(":")
     valid = ("cpu", "cuda", "mps")
-    if kind not in valid:
-        raise ValueError(f"TOOLKIT_DEVICE={requested!r} is not a device; use one of {valid} (e.g. 'cuda:0')")
+    instead = "unset it or use 'cpu'" if name.isupper() else "use 'cpu' (or leave device=None)"
+    if kind not in valid or (index and not index.isdigit()):
+        raise ValueError(f"{name}={requested!r} is not a device; use one of {valid} (e.g. 'cuda:0')")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"TOOLKIT_DEVICE={requested!r} but torch sees no CUDA GPU; unset it or use 'cpu'")
+        raise ValueError(f"{name}={requested!r} but torch sees no CUDA GPU; {instead}")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"{name}={requested!r} but torch sees {torch.cuda.device_count()} CUDA GPU(s): "
+                         f"use 'cuda:0'..'cuda:{torch.cuda.device_count() - 1}', 'cuda' or 'cpu'")
     if kind == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"TOOLKIT_DEVICE={requested!r} but MPS is not available; unset it or use 'cpu'")
+        raise ValueError(f"{name}={requested!r} but MPS is not available; {instead}")
     return requested
 
 

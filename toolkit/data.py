@@ -6,11 +6,14 @@ guided SAEs; each lives in ``data/concepts/<name>.jsonl`` with a README in that 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import datasets
+
+from .validation import check_bool, check_int
 
 #: Folder holding the concept JSONL files (the repository's ``data/concepts``).
 CONCEPTS_DIR = Path(__file__).resolve().parents[1] / "data" / "concepts"
@@ -44,8 +47,14 @@ def load_concepts(name: str, split: str | None = None) -> datasets.Dataset:
     ``split=None`` returns all rows (filter on the ``split`` column yourself);
     ``split="train"`` or ``"test"`` returns only that split.
     """
-    if name not in CONCEPT_GROUPS:
-        raise ValueError(f"unknown concept dataset {name!r}; valid names: {sorted(CONCEPT_GROUPS)}")
+    if not isinstance(name, str) or name not in CONCEPT_GROUPS:
+        hint = ""
+        if isinstance(name, (str, os.PathLike)) and _looks_like_path(name):
+            where = _resolved(name)
+            hint = (f" ({name!r} looks like a path{'' if where.exists() else f', and {where} does not exist'}: "
+                    "load_concepts reads only the bundled datasets in data/concepts; for a labelled file of your "
+                    "own use datasets.load_dataset('json', data_files=...))")
+        raise ValueError(f"unknown concept dataset {name!r}; valid names: {sorted(CONCEPT_GROUPS)}{hint}")
     if split is not None and split not in _SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: None, 'train', 'test'")
     path = CONCEPTS_DIR / f"{name}.jsonl"
@@ -141,6 +150,33 @@ def pii_token_labels(
 CORPUS_DIR = Path(__file__).resolve().parents[1] / "data" / "corpus"
 
 
+#: File suffixes load_corpus reads, and the datasets builder for each (.gz means gzipped JSON lines).
+_CORPUS_BUILDERS = {".json": "json", ".jsonl": "json", ".gz": "json", ".csv": "csv", ".parquet": "parquet",
+                    ".txt": "text"}
+
+
+def _resolved(name: str | os.PathLike) -> Path:
+    """``name`` as the absolute path it names from the current working directory."""
+    return Path(name).expanduser().absolute()
+
+
+def _looks_like_path(name: str | os.PathLike) -> bool:
+    """True when ``name`` can only be a file-system path, never a Hugging Face dataset id.
+
+    Hub ids are ``name`` or ``owner/name``: no leading ``.``, ``~`` or ``/``, at most one slash, no
+    backslash and no data-file suffix. Anything else is reported as a missing path, not a Hub failure.
+    """
+    text = os.fspath(name)
+    return (isinstance(name, os.PathLike) or os.path.isabs(text) or text.startswith((".", "~"))
+            or "\\" in text or text.count("/") > 1 or Path(text).suffix.lower() in _CORPUS_BUILDERS)
+
+
+def _corpus_choices() -> str:
+    return ("valid: load_corpus() for the embedded offline corpus, a path to an existing local file "
+            f"({', '.join(sorted(_CORPUS_BUILDERS))}) or folder, or a Hugging Face dataset id such as "
+            "'roneneldan/TinyStories' when the hub is reachable")
+
+
 def load_corpus(name: str | None = None, *, split: str = "train", text_column: str = "text") -> datasets.Dataset:
     """Load a text corpus as a ``datasets.Dataset`` with a ``text`` column.
 
@@ -153,8 +189,9 @@ def load_corpus(name: str | None = None, *, split: str = "train", text_column: s
 
     ``text_column`` names the column holding the text when it is not ``text``; it is renamed to ``text``.
     """
-    import os
-
+    if name is not None and not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"name must be None, a path or a Hugging Face dataset id (str), got {type(name).__name__}; "
+                        + _corpus_choices())
     if name is None:
         path = CORPUS_DIR / "corpus.jsonl.gz"
         if not path.exists():
@@ -163,25 +200,34 @@ def load_corpus(name: str | None = None, *, split: str = "train", text_column: s
     elif Path(name).expanduser().exists():
         local = Path(name).expanduser()
         if local.is_file():
-            builders = {".json": "json", ".jsonl": "json", ".gz": "json", ".csv": "csv",
-                        ".parquet": "parquet", ".txt": "text"}
-            builder = builders.get(local.suffix.lower())
+            builder = _CORPUS_BUILDERS.get(local.suffix.lower())
             if builder is None:
-                raise ValueError(f"cannot tell the format of {local}; use one of {sorted(builders)} "
+                raise ValueError(f"cannot tell the format of {local}; use one of {sorted(_CORPUS_BUILDERS)} "
                                  "(.gz means gzipped JSON lines)")
             ds = datasets.load_dataset(builder, data_files=str(local), split=split)
         else:
             ds = datasets.load_dataset(str(local), split=split)
+    elif _looks_like_path(name):
+        # Without this, datasets treats a mistyped path as a Hub id: "Couldn't reach ... on the Hub".
+        raise FileNotFoundError(f"corpus path {os.fspath(name)!r} does not exist (resolved against the working "
+                                f"directory: {_resolved(name)}); " + _corpus_choices())
     else:
         offline = any(os.environ.get(v, "").strip() in ("1", "true", "yes") for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
         if not offline:
             from .models import hub_reachable
 
             if not hub_reachable():
-                raise OSError(f"corpus {name!r} is not a local path and the Hugging Face hub is not reachable; "
-                              "use load_corpus() for the embedded offline corpus, pass a local file or folder, "
-                              "or set HF_DATASETS_OFFLINE=1 to read a copy already in the datasets cache")
-        ds = datasets.load_dataset(name, split=split)
+                raise OSError(f"corpus {name!r} is not a local path (no {_resolved(name)}) and the Hugging Face "
+                              "hub is not reachable; use load_corpus() for the embedded offline corpus, pass a "
+                              "local file or folder, or set HF_DATASETS_OFFLINE=1 to read a copy already in the "
+                              "datasets cache")
+        try:
+            ds = datasets.load_dataset(name, split=split)
+        except (ConnectionError, FileNotFoundError) as err:
+            # datasets says "Couldn't reach 'x' on the Hub" even when the user meant a local path.
+            raise FileNotFoundError(f"corpus {name!r} is neither a local path (no {_resolved(name)}) nor a dataset "
+                                    f"that could be loaded from the Hugging Face hub or its cache ({err}); "
+                                    + _corpus_choices()) from err
     if text_column not in ds.column_names:
         raise ValueError(f"corpus has no column {text_column!r}; its columns are {ds.column_names} "
                          "(pass text_column=...)")
@@ -193,6 +239,51 @@ def load_corpus(name: str | None = None, *, split: str = "train", text_column: s
 
 
 # --------------------------------------------------------------------------- activation cache
+#: What a cache file must hold; a file missing one is stale or damaged.
+_CACHE_TENSORS = ("acts", "position", "text_id", "token_id")
+#: Version 2 records a SHA-256 per tensor; a file without it (version 1) is treated as stale.
+_CACHE_FORMAT = "2"
+
+
+def _read_activation_cache(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(tensors, None)`` for a sound cache file, ``(None, why)`` for one that must be recomputed."""
+    from .integrity import DIGEST, read_safetensors, tensor_sha256
+
+    # A cache is disposable: every problem is answered by recomputing it, so the remedy text is unused.
+    try:
+        tensors, meta = read_safetensors(path, remedy="")
+    except ValueError as err:
+        return None, f"is truncated or corrupt ({str(err.__cause__ or err).strip()})"
+    if meta.get("cache_format") != _CACHE_FORMAT:
+        return None, "has no checksums (written by an older toolkit), so it is treated as stale"
+    if set(tensors) != set(_CACHE_TENSORS):
+        return None, f"holds tensors {sorted(tensors)}, not {list(_CACHE_TENSORS)}, so it is corrupt"
+    for name in _CACHE_TENSORS:
+        if meta.get(f"{DIGEST}{name}") != tensor_sha256(tensors[name]):
+            return None, f"fails its SHA-256 check on tensor {name!r}, so it is corrupt"
+    return tensors, None
+
+
+def _write_activation_cache(path: Path, tensors: dict[str, Any], meta: dict[str, str]) -> None:
+    """Write atomically: a temporary file in the same folder, then a rename, so a crash or a parallel
+    run never leaves (or reads) half a file. The temporary name is unique per writer."""
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from .integrity import digests
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        save_file(tensors, str(tmp), metadata={**meta, "cache_format": _CACHE_FORMAT, **digests(tensors)})
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _activation_cache_key(model_name: str, layer: int, texts: Sequence[str], max_tokens: int | None,
                           skip_first: bool) -> str:
     import hashlib
@@ -245,10 +336,13 @@ def cache_activations(
 
     Returns a float32 tensor ``[n_tokens, d_model]``; with ``return_index=True`` also a DataFrame
     with ``text_id``, ``position``, ``token_id`` and ``token`` for every row.
+
+    The file records a SHA-256 of each tensor and is written atomically (a temporary file, then a
+    rename). A cache file that is truncated, corrupt, or from an older toolkit without checksums is
+    never read as data: it is recomputed, with one printed line saying so.
     """
     import pandas as pd
     import torch
-    from safetensors.torch import load_file, save_file
     from tqdm.auto import tqdm
 
     from .tracing import get_activations
@@ -257,14 +351,23 @@ def cache_activations(
     if not texts:
         raise ValueError("texts is empty: pass at least one string")
     layer = model.check_layer(layer)
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-        raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
-    if chunk_texts < 1:
-        raise ValueError(f"chunk_texts must be >= 1, got {chunk_texts}")
+    if max_tokens is not None:
+        max_tokens = check_int("max_tokens", max_tokens, minimum=1)
+    chunk_texts = check_int("chunk_texts", chunk_texts, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    refresh = check_bool("refresh", refresh)
     path = activation_cache_path(model, texts, layer, max_tokens=max_tokens, skip_first=skip_first,
                                  cache_dir=cache_dir)
 
-    if refresh or not path.exists():
+    stored = None
+    if not refresh and path.exists():
+        stored, problem = _read_activation_cache(path)
+        if problem is not None:
+            print(f"[toolkit] activation cache {path} {problem}; recomputing it")
+        elif stored["acts"].shape[1] != model.d_model:
+            raise ValueError(f"cached activations in {path} have width {stored['acts'].shape[1]}, "
+                             f"{model.name} has d_model={model.d_model}; delete the file or pass refresh=True")
+    if stored is None:
         # Exact per-text counts from the tokenizer (same call get_activations makes) size the buffer.
         ids = model.tokenizer(texts).input_ids
         drop_bos = 1 if getattr(model, "adds_bos", False) else 0
@@ -302,21 +405,11 @@ def cache_activations(
             bar.update(take)
             del a, index
         bar.close()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        stored = {"acts": acts[:filled].contiguous(), "text_id": text_id[:filled].contiguous(),
+                  "position": position[:filled].contiguous(), "token_id": token_id[:filled].contiguous()}
         meta = {"model": model.name, "layer": str(layer), "n_texts": str(len(texts)), "skip_first": str(skip_first),
                 "max_tokens": str(max_tokens)}
-        save_file({"acts": acts[:filled].contiguous(), "text_id": text_id[:filled].contiguous(),
-                   "position": position[:filled].contiguous(), "token_id": token_id[:filled].contiguous()},
-                  str(tmp), metadata=meta)
-        tmp.replace(path)  # atomic: a crash never leaves a half-written cache behind
-        stored = {"acts": acts[:filled], "text_id": text_id[:filled], "position": position[:filled],
-                  "token_id": token_id[:filled]}
-    else:
-        stored = load_file(str(path))
-        if stored["acts"].shape[1] != model.d_model:
-            raise ValueError(f"cached activations in {path} have width {stored['acts'].shape[1]}, "
-                             f"{model.name} has d_model={model.d_model}; delete the file or pass refresh=True")
+        _write_activation_cache(path, stored, meta)
     if not return_index:
         return stored["acts"]
     tok = stored["token_id"].numpy()

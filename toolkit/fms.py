@@ -13,6 +13,11 @@ latent cleanly carries one binary concept, using decision trees on latent activa
 
 Trees are fitted on a stratified, seeded split and scored on the held-out part.
 
+Degenerate inputs are refused or flagged rather than scored (see :func:`fms`): every latent constant
+(``ValueError``), fewer than ``MIN_HELD_OUT`` held-out samples (``ValueError``) and a minority class below
+``MIN_CLASS_SHARE`` of the samples (an :class:`FMSWarning`, because the 0.5 chance floor the definition
+assumes no longer holds).
+
 Speed: the trees here are grown with vectorized numpy instead of scikit-learn. Every latent column is
 sorted once; a level of the tree then evaluates every candidate threshold of every latent in every node
 with cumulative class counts, and the sorted order is regrouped by node (a stable radix sort on node ids)
@@ -29,6 +34,7 @@ implementation kept as the slow oracle for tests and benchmarks.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,12 +42,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["FMSResult", "fms", "fms_report", "fms_reference"]
+from .validation import check_int, check_number
+
+__all__ = ["FMSResult", "FMSWarning", "fms", "fms_report", "fms_reference"]
 
 STOP_AT = 0.999
+# Capacity is a held-out accuracy: it moves in steps of 1/n_test and, for a latent that knows nothing,
+# has standard error 0.5/sqrt(n_test). At 20 samples that is 0.11 and such a latent still reaches
+# capacity >= 0.75 in 2% of splits; at 10 samples it reaches >= 0.8 in 5.5%, and 5 samples (2 held out)
+# scored random latents at FMS 1.0. Below 20 the score measures which samples were held out.
+MIN_HELD_OUT = 20
+# local@p = clip(2 (acc_0 - acc_p), 0, 1) assumes acc_p falls to a 0.5 chance floor; with a majority class
+# of share q a useless latent already scores ~q, so local@p is capped near 2 (1 - q): 0.8 at a 60/40 split.
+MIN_CLASS_SHARE = 0.4
 _FEATURE_THRESHOLD = np.float32(1e-7)  # scikit-learn's tolerance between "different" feature values
 _EPSILON = np.finfo(np.float64).eps  # scikit-learn's tolerance on a split's impurity improvement
 _CHUNK_ELEMS = 1 << 17  # latents x positions per vectorized block: ~1 MB arrays stay in cache
+
+
+class FMSWarning(UserWarning):
+    """An FMS that is computed but not comparable to others (e.g. imbalanced classes)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +124,9 @@ def _score(acc0: float, local: float, glob: float) -> float:
 
 
 def _as_tuple(p: int | Sequence[int]) -> tuple[int, ...]:
-    return (p,) if isinstance(p, (int, np.integer)) else tuple(p)
+    # anything that is not a real sequence (1.0, "1") is one value, so _check_params can name it
+    many = (isinstance(p, Sequence) and not isinstance(p, (str, bytes))) or (isinstance(p, np.ndarray) and p.ndim == 1)
+    return tuple(p) if many else (p,)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -170,14 +192,57 @@ def _check_params(p: int | Sequence[int], n_latents: int, max_depth: int) -> tup
     if len(ps) == 0:
         raise ValueError("p must be a positive int or a non-empty sequence of them, got an empty sequence")
     for q in ps:
-        if not isinstance(q, (int, np.integer)) or isinstance(q, bool) or q < 1:
+        check_int("p", q)  # a float or bool is a TypeError, as everywhere else
+        if q < 1:
             raise ValueError(f"p={q!r} is not valid: p counts removed latents and must be an int >= 1")
         if q >= n_latents:
             raise ValueError(f"p={q} removals need more than {q} latents, but latents has {n_latents}; "
                              f"valid: 1..{n_latents - 1}")
-    if not isinstance(max_depth, (int, np.integer)) or max_depth < 1:
+    check_int("max_depth", max_depth)
+    if max_depth < 1:
         raise ValueError(f"max_depth={max_depth!r} is not valid; use an int >= 1 (default 8)")
     return tuple(int(q) for q in ps)
+
+
+def _check_options(random_state: Any, stop_at: Any) -> None:
+    if random_state is not None:
+        check_int("random_state", random_state)
+    check_number("stop_at", stop_at, minimum=0.0, maximum=1.0)
+
+
+def _check_degenerate(X: np.ndarray, y: np.ndarray) -> None:
+    """Refuse latents that can never split; warn when the classes are too imbalanced for the 0.5 floor."""
+    # Constant latents cannot be chosen by any tree. Some constant ones are normal (dead SAE latents)
+    # and are simply never picked; when all are, the "score" would be the majority-class rate.
+    if not (X.max(axis=0) > X.min(axis=0)).any():
+        raise ValueError(f"every one of the {X.shape[1]} latents is constant over the {X.shape[0]} samples, so no "
+                         "threshold can separate the classes and FMS is undefined; pass activations that vary "
+                         "(e.g. an SAE's latents on these texts, not an all-dead or zeroed representation)")
+    share = float(np.mean(y))
+    minority = min(share, 1.0 - share)
+    if minority < MIN_CLASS_SHARE:
+        majority = 1.0 - minority
+        warnings.warn(
+            f"labels are imbalanced: the minority class is {minority:.1%} of the {len(y)} samples (warned below "
+            f"{MIN_CLASS_SHARE:.0%}). FMS assumes a 0.5 chance floor: a latent that knows nothing already has "
+            f"capacity ~{majority:.2f}, and local@p is capped near 2 (1 - {majority:.3f}) = {2 * minority:.2f}, so "
+            "this score is not comparable with those of balanced concepts; subsample to balance the classes",
+            FMSWarning, stacklevel=3)
+
+
+def _check_held_out(te: np.ndarray, test_size: Any, n: int) -> None:
+    if len(te) < MIN_HELD_OUT:
+        raise ValueError(
+            f"test_size={test_size!r} of {n} samples holds out {len(te)}; FMS needs at least {MIN_HELD_OUT} held-out "
+            f"samples (below that a held-out accuracy moves in steps of over 5 points and a latent that knows "
+            f"nothing scores capacity >= 0.75 in more than 2% of splits); pass more samples or a larger test_size")
+
+
+def _check_splits(best_latent: int, n_train: int) -> None:
+    if best_latent < 0:
+        raise ValueError(f"no latent takes two values (more than {float(_FEATURE_THRESHOLD):g} apart) across the "
+                         f"{n_train} training samples of the split, so no tree can split them and FMS is undefined; "
+                         "pass latents that vary on more samples, or another random_state")
 
 
 def _split(y: np.ndarray, test_size: float | int, random_state: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -420,12 +485,30 @@ def fms(latents: Any, labels: Any, p: int | Sequence[int] = 1, max_depth: int = 
     Returns:
         :class:`FMSResult` with ``.capacity``, ``.local``, ``.global_``, ``.score``, ``.best_latent`` and the
         curves ``.acc_by_depth`` and ``.acc_by_removals``.
+
+    Raises:
+        ValueError: besides malformed inputs, when no score can mean anything: every latent is constant
+            (or none varies across the training part of the split), or the held-out part has fewer than
+            ``MIN_HELD_OUT`` = 20 samples. Capacity is a held-out accuracy with standard error
+            0.5/sqrt(n_test) for a latent at chance; at 20 samples a latent that knows nothing still reaches
+            capacity >= 0.75 in 2% of splits, and below that (5 samples hold out 2) random latents score 1.0.
+
+    Warns:
+        FMSWarning: when the minority class is below ``MIN_CLASS_SHARE`` = 40% of the samples. The definition
+            assumes a 0.5 chance floor: with a majority share q a latent that knows nothing already has
+            capacity ~q and local@p is capped near 2 (1 - q), so the score is not comparable with that of a
+            balanced concept. The score itself is unchanged. Some (not all) constant latents, such as dead SAE
+            latents, are fine: no tree can choose them, and they raise no warning.
     """
     X, y = _check_inputs(latents, labels)
     ps = _check_params(p, X.shape[1], max_depth)
+    _check_options(random_state, stop_at)
+    _check_degenerate(X, y)
     tr, te = _split(y, test_size, random_state)
+    _check_held_out(te, test_size, len(y))
     curves = _fms_curves(X[tr], y[tr], X[te], y[te], max(ps), int(max_depth), stop_at)
     ranking_first = int(curves.removed[0]) if len(curves.removed) else -1
+    _check_splits(ranking_first, len(tr))
     return _result(curves, ps, p, tr, te, ranking_first)
 
 
@@ -439,6 +522,8 @@ def fms_report(latents: Any, labels: Mapping[str, Any], p: int | Sequence[int] =
         labels: ``{concept: binary labels}``.
         p: removal counts reported as ``local@p`` and ``FMS@p`` columns.
         **kwargs: passed to :func:`fms` (``max_depth``, ``test_size``, ``random_state``, ``stop_at``).
+
+    Each concept is checked as in :func:`fms`; its errors and :class:`FMSWarning`s name the concept.
 
     Returns:
         DataFrame indexed by concept (plus ``"mean"``) with columns capacity, local@p..., global, FMS@p...,
@@ -458,9 +543,16 @@ def fms_report(latents: Any, labels: Mapping[str, Any], p: int | Sequence[int] =
     for concept, y in labels.items():
         X = latents[concept] if isinstance(latents, Mapping) else latents
         try:
-            res = fms(X, y, p=ps, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", FMSWarning)
+                res = fms(X, y, p=ps, **kwargs)
         except ValueError as err:
             raise ValueError(f"concept {concept!r}: {err}") from err
+        for w in caught:  # re-issued with the concept's name, pointing at the caller of fms_report
+            if issubclass(w.category, FMSWarning):
+                warnings.warn(f"concept {concept!r}: {w.message}", FMSWarning, stacklevel=2)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         results[concept] = res
         rows[concept] = res.as_dict(ps)
     df = pd.DataFrame.from_dict(rows, orient="index")
@@ -487,7 +579,10 @@ def fms_reference(latents: Any, labels: Any, p: int | Sequence[int] = 1, max_dep
 
     X, y = _check_inputs(latents, labels)
     ps = _check_params(p, X.shape[1], max_depth)
+    _check_options(random_state, stop_at)
+    _check_degenerate(X, y)
     tr, te = _split(y, test_size, random_state)
+    _check_held_out(te, test_size, len(y))
     Xtr, ytr, Xte, yte = X[tr], y[tr], X[te], y[te]
 
     def acc(tree: DecisionTreeClassifier, cols: np.ndarray) -> float:
@@ -517,4 +612,5 @@ def fms_reference(latents: Any, labels: Any, p: int | Sequence[int] = 1, max_dep
             break
     curves = _Curves(np.array(acc_rem), np.array(removed, dtype=np.int64), np.array(acc_depth), threshold)
     best_latent = removed[0] if removed else -1
+    _check_splits(best_latent, len(tr))
     return _result(curves, ps, p, tr, te, best_latent)

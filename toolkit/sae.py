@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -33,6 +36,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+
+from .integrity import (DIGEST, check_finite_tensors, config_sha256, digests, has_digests, read_json, read_safetensors,
+                        replace_folder, verify_tensors)
+from .validation import check_bool, check_finite, check_int, check_number
 
 __all__ = [
     "SparseAutoencoder",
@@ -48,7 +55,9 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "sae.safetensors"
-FORMAT_VERSION = 1
+#: 2 records SHA-256 digests of every tensor and of the config in the safetensors metadata; 1 did not.
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 
 def _as_tensor(x: Any, name: str = "acts") -> torch.Tensor:
@@ -60,6 +69,67 @@ def _as_tensor(x: Any, name: str = "acts") -> torch.Tensor:
     if x.ndim != 2:
         raise ValueError(f"{name} must have shape [n, d]; got shape {tuple(x.shape)}")
     return x.float()
+
+
+def _check_positive(name: str, value: Any) -> float:
+    """A finite number > 0 (``check_number`` only knows inclusive bounds, and 0 is not a valid step size)."""
+    out = check_number(name, value, minimum=0)
+    if out <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {out}")
+    return out
+
+
+# Checkpoints are written with a SHA-256 per tensor and of the config (toolkit/integrity.py) and read
+# back only if every digest matches, so a flipped byte or an edited config is an error, not a silent load.
+def _verify_config(cfg_path: Path, cfg: Mapping[str, Any], w_path: Path, meta: Mapping[str, str], remedy: str) -> None:
+    """The config must be the one saved with the tensors: a value edit that changes no tensor shape
+    (``k``, ``l1_coeff`` ...) would otherwise load silently and change what the SAE computes."""
+    want = meta.get(f"{DIGEST}config")
+    if want is None:
+        raise ValueError(f"{w_path} records no checksum of {cfg_path.name}: the file is corrupt; {remedy}")
+    if config_sha256(cfg) != want:
+        raise ValueError(f"{cfg_path} does not match the config saved with {w_path.name} (SHA-256 differs): "
+                         f"it was edited or corrupted after saving, so the weights may not fit these settings. "
+                         f"Re-save the SAE, or restore the original {cfg_path.name}")
+
+
+def _write_folder(folder: Path, own: tuple[str, ...], overwrite: bool, write: Callable[[Path], None],
+                  what: str) -> Path:
+    """Write ``own`` files into ``folder`` atomically, via a temporary sibling folder and a rename.
+
+    A folder that holds only ``own`` files (an earlier save in the same format, e.g. a re-run notebook)
+    is replaced. Any other file means the folder belongs to something else (another format, other
+    data), so it is refused unless ``overwrite=True``, which replaces the whole folder: nothing stale
+    stays behind to be mixed with the new files later.
+    """
+    overwrite = check_bool("overwrite", overwrite)
+    given = Path(folder)
+    folder = given.expanduser().absolute()  # absolute: "." has no name and no parent to rename within
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file, not a folder; pass a folder path for the {what}")
+    existing = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    foreign = [name for name in existing if name not in own]
+    if foreign and not overwrite:
+        raise FileExistsError(f"{folder} already holds other files {foreign[:5]}{' ...' if len(foreign) > 5 else ''}; "
+                              f"the {what} ({', '.join(own)}) needs an empty or new folder. Pick another folder, "
+                              f"or pass overwrite=True to replace the folder's contents")
+    subdirs = [name for name in existing if (folder / name).is_dir()]
+    if subdirs:
+        # overwrite replaces a folder of files; deleting a tree of sub-folders is left to the user
+        raise FileExistsError(f"{folder} holds sub-folders {subdirs[:5]}, so it is not a checkpoint folder; "
+                              f"even with overwrite=True it is not replaced. Pick another folder or delete it yourself")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        write(tmp)
+        replace_folder(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return given
+
+
+def _checkpoint_remedy(folder: Path) -> str:
+    return f"re-save the SAE with sae.save({str(folder)!r}, overwrite=True), or delete {folder} and train it again"
 
 
 class SparseAutoencoder(nn.Module):
@@ -145,8 +215,10 @@ class SparseAutoencoder(nn.Module):
     def initialize(self, acts: torch.Tensor) -> None:
         """Fit the input scale and set ``b_dec`` to the (scaled) data mean. Called once by ``train_sae``."""
         sample = self._initialization_sample(acts)
-        mean_sq = sample.pow(2).sum(dim=1).mean()
-        self.scale.copy_(torch.sqrt(mean_sq / self.d_in).clamp_min(1e-8))
+        # float64: squares of large (but finite) float32 activations overflow to inf, and an infinite
+        # scale would zero every input; the point of the scale is to make any magnitude trainable.
+        mean_sq = sample.double().pow(2).sum(dim=1).mean()
+        self.scale.copy_(torch.sqrt(mean_sq / self.d_in).clamp_min(1e-8).to(self.scale.dtype))
         self.b_dec.copy_((sample / self.scale).mean(dim=0))
         self.initialized.fill_(True)
 
@@ -215,38 +287,80 @@ class SparseAutoencoder(nn.Module):
         self.normalize_decoder()
 
     # ----------------------------------------------------------------- save / load
-    def save(self, folder: str | Path) -> Path:
-        """Write ``config.json`` and ``sae.safetensors`` into ``folder`` (created); returns the folder."""
-        from safetensors.torch import save_file
+    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``config.json`` and ``sae.safetensors`` into ``folder``; returns the folder.
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        cfg = {"kind": type(self).__name__, "format_version": FORMAT_VERSION, **self.config()}
-        (folder / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_FILE), metadata={"kind": cfg["kind"]})
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path, *, device: str | torch.device = "cpu", **expected: Any) -> "SparseAutoencoder":
-        """Rebuild an SAE from ``folder``; refuses a mismatched checkpoint, naming the mismatch.
-
-        ``TopKSAE.load(f)`` refuses a checkpoint of another kind; ``SparseAutoencoder.load(f)`` accepts
-        any registered kind. Keyword arguments (``d_in=576, k=32`` ...) are expected config values:
-        a checkpoint that disagrees is refused.
+        The safetensors metadata records a SHA-256 of every tensor and of the config, which
+        :meth:`load` verifies. The folder is written atomically (a temporary sibling, then a rename).
+        A new, empty or earlier-checkpoint folder is fine; a folder holding any other file is refused
+        unless ``overwrite=True``, which replaces the folder's contents. An SAE with NaN/inf weights
+        is refused: :meth:`load` would refuse the checkpoint anyway.
         """
-        from safetensors.torch import load_file
+        cfg = {"kind": type(self).__name__, "format_version": FORMAT_VERSION, **self.config()}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        check_finite_tensors(state, where=f"of the {type(self).__name__} being saved to {folder}; "
+                                           "a diverged SAE is not saved (retrain it, e.g. with a lower lr)")
+        meta = {"kind": cfg["kind"], "format_version": str(FORMAT_VERSION), **digests(state, cfg)}
 
-        folder = Path(folder)
+        def write(tmp: Path) -> None:
+            from safetensors.torch import save_file
+
+            (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            save_file(state, str(tmp / WEIGHTS_FILE), metadata=meta)
+
+        return _write_folder(Path(folder), (CONFIG_FILE, WEIGHTS_FILE), overwrite, write, "SAE checkpoint")
+
+    @staticmethod
+    def _read_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, str]]:
+        """Config, tensors and metadata of a checkpoint folder, verified as far as the folder alone allows:
+        readable files, tensors matching their recorded SHA-256, no NaN/inf. The config digest is checked
+        by the caller *after* the shape checks, so a config that contradicts a tensor shape is reported
+        as that shape."""
         cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
         for path in (cfg_path, w_path):
             if not path.is_file():
-                raise FileNotFoundError(f"{path} not found; an SAE folder holds {CONFIG_FILE} and {WEIGHTS_FILE}")
-        cfg = json.loads(cfg_path.read_text())
+                raise FileNotFoundError(f"{path} not found; an SAE folder holds {CONFIG_FILE} and {WEIGHTS_FILE} "
+                                        f"(written by sae.save(folder))")
+        remedy = _checkpoint_remedy(folder)
+        cfg = read_json(cfg_path, remedy)
+        version = cfg.get("format_version")
+        if version not in _READABLE_VERSIONS:
+            raise ValueError(f"{cfg_path}: format_version {version!r}, this toolkit reads {list(_READABLE_VERSIONS)}")
+        state, meta = read_safetensors(w_path, remedy)
+        if has_digests(meta):
+            verify_tensors(w_path, state, meta, remedy)
+        elif version == FORMAT_VERSION:
+            raise ValueError(f"{w_path} records no checksums, though format_version {version} always writes them: "
+                             f"the file was replaced or corrupted; {remedy}")
+        else:
+            # An older checkpoint cannot be verified; say so rather than trusting it silently.
+            warnings.warn(f"{folder} was saved by an older toolkit (format_version {version}) without checksums, "
+                          f"so corruption or an edited {CONFIG_FILE} cannot be detected; re-save it with "
+                          f"sae.save(folder, overwrite=True) to record them", UserWarning, stacklevel=3)
+        check_finite_tensors(state, where=f"in {w_path}: a checkpoint of a diverged SAE is refused; "
+                                           f"retrain it (lower lr) and save again, or delete {folder}")
+        return cfg, state, meta
+
+    @staticmethod
+    def _check_config_digest(folder: Path, cfg: dict[str, Any], meta: dict[str, str]) -> None:
+        if has_digests(meta):
+            _verify_config(folder / CONFIG_FILE, cfg, folder / WEIGHTS_FILE, meta, _checkpoint_remedy(folder))
+
+    @classmethod
+    def load(cls, folder: str | Path, *, device: str | torch.device = "cpu", **expected: Any) -> "SparseAutoencoder":
+        """Rebuild an SAE from ``folder``; refuses a mismatched or corrupt checkpoint, naming the problem.
+
+        ``TopKSAE.load(f)`` refuses a checkpoint of another kind; ``SparseAutoencoder.load(f)`` accepts
+        any registered kind. Keyword arguments (``d_in=576, k=32`` ...) are expected config values:
+        a checkpoint that disagrees is refused. So is a truncated file, a tensor or config that no longer
+        matches the SHA-256 recorded at save time, and a tensor holding NaN/inf.
+        """
+        folder = Path(folder)
+        cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+        full_cfg, state, meta = cls._read_checkpoint(folder)
+        cfg = dict(full_cfg)
         kind = cfg.pop("kind", None)
-        version = cfg.pop("format_version", None)
-        if version != FORMAT_VERSION:
-            raise ValueError(f"{cfg_path}: format_version {version!r}, this toolkit reads {FORMAT_VERSION}")
+        cfg.pop("format_version", None)
         if kind not in cls._registry:
             raise ValueError(f"{cfg_path}: unknown SAE kind {kind!r}; known kinds: {sorted(cls._registry)}")
         target = cls._registry[kind]
@@ -259,13 +373,22 @@ class SparseAutoencoder(nn.Module):
                                  f"(it has {sorted(cfg)})")
             if cfg[key] != want:
                 raise ValueError(f"checkpoint config mismatch: {key}={cfg[key]!r} in {cfg_path}, expected {want!r}")
-        sae = target(**cfg)
-        state = load_file(str(w_path))
-        sae.load_checked_state(state, source=str(w_path))
+        try:
+            sae = target(**cfg)
+        except (TypeError, ValueError) as err:
+            cls._check_config_digest(folder, full_cfg, meta)  # an edited config: say so first
+            raise ValueError(f"{cfg_path} does not describe a valid {kind}: {err}") from err
+        sae._check_state(state, source=str(w_path))  # a config contradicting a tensor shape is named as such
+        cls._check_config_digest(folder, full_cfg, meta)  # any other config edit (k, l1_coeff ...) is caught here
+        sae.load_state_dict(state)
         return sae.to(device)
 
     def load_checked_state(self, state: dict[str, torch.Tensor], source: str = "state dict") -> None:
         """``load_state_dict`` that names any missing, unexpected or mis-shaped tensor."""
+        self._check_state(state, source)
+        self.load_state_dict(state)
+
+    def _check_state(self, state: Mapping[str, torch.Tensor], source: str) -> None:
         own = self.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
@@ -275,13 +398,13 @@ class SparseAutoencoder(nn.Module):
             if tuple(state[name].shape) != tuple(tensor.shape):
                 raise ValueError(f"{source}: tensor {name!r} has shape {tuple(state[name].shape)}, "
                                  f"{type(self).__name__}({self.extra_repr()}) needs {tuple(tensor.shape)}")
-        self.load_state_dict(state)
 
     def load_weights(self, folder: str | Path) -> "SparseAutoencoder":
         """Load weights from ``folder`` into this instance; refuses a checkpoint whose kind or config
-        differs from this SAE's, naming the first differing value."""
+        differs from this SAE's, naming the first differing value, and a corrupt one as :meth:`load` does."""
         folder = Path(folder)
-        cfg = json.loads((folder / CONFIG_FILE).read_text())
+        full_cfg, state, meta = self._read_checkpoint(folder)
+        cfg = dict(full_cfg)
         kind = cfg.pop("kind", None)
         cfg.pop("format_version", None)
         if kind != type(self).__name__:
@@ -291,9 +414,10 @@ class SparseAutoencoder(nn.Module):
             if cfg.get(key) != mine.get(key):
                 raise ValueError(f"checkpoint config mismatch: {key}={cfg.get(key)!r} in {folder}, "
                                  f"this SAE has {key}={mine.get(key)!r}")
-        from safetensors.torch import load_file
-
-        self.load_checked_state(load_file(str(folder / WEIGHTS_FILE)), source=str(folder / WEIGHTS_FILE))
+        # Every check before the first write: a refused load leaves this instance as it was.
+        self._check_state(state, source=str(folder / WEIGHTS_FILE))
+        self._check_config_digest(folder, full_cfg, meta)
+        self.load_state_dict(state)
         return self
 
     # ----------------------------------------------------------------- SAELens export
@@ -458,24 +582,44 @@ def train_sae(
         raise ValueError(f"acts have width {acts.shape[1]}, the SAE expects d_in={sae.d_in}")
     if n == 0:
         raise ValueError("acts is empty: no tokens to train on")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     if lr is None:
         lr = min(4e-3, 4e-3 * math.sqrt(128 / sae.n_latents))
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    lr = _check_positive("lr", lr)
+    random_state = check_int("random_state", random_state, minimum=0)
+    progress = check_bool("progress", progress)
+    log_every = check_int("log_every", log_every, minimum=1)
+    warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
+    decay_frac = check_number("decay_frac", decay_frac, minimum=0, maximum=1)
+    # Bad data would surface as "loss became nan ... lower lr", sending the user after the wrong cause.
+    bad_rows = ~torch.isfinite(acts).all(dim=1)
+    if bool(bad_rows.any()):
+        rows_hint = bad_rows.nonzero()[:5, 0].tolist()
+        check_finite("acts", acts, where=f"(row, column); {int(bad_rows.sum())} of {n} rows are affected "
+                                         f"(rows {rows_hint}{' ...' if int(bad_rows.sum()) > 5 else ''}). Drop or "
+                                         "repair them before training, e.g. acts[torch.isfinite(acts).all(dim=1)]")
     if labels is not None:
         labels = torch.as_tensor(np.asarray(labels)) if not isinstance(labels, torch.Tensor) else labels
-        if labels.shape[0] != n:
-            raise ValueError(f"labels have {labels.shape[0]} rows but acts have {n}; they must align")
+        if labels.ndim == 0 or labels.shape[0] != n:
+            raise ValueError(f"labels have shape {tuple(labels.shape)} but acts have {n} rows; they must align")
+        check_finite("labels", labels, where="(row, ...); every labelled token needs a finite label")
+    for name, tensor in sae.state_dict().items():
+        check_finite(f"the SAE's {name!r}", tensor, where="before training; re-create or re-load the SAE")
     batch_size = min(batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
     if steps is not None and epochs is not None:
         raise ValueError(f"give steps or epochs, not both (got steps={steps}, epochs={epochs})")
-    if steps is None:
-        steps = max(500, 5 * steps_per_epoch) if epochs is None else max(1, round(epochs * steps_per_epoch))
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if epochs is not None:
+        # Fractions are allowed (epochs=0.5 is half a pass), but not so few that no step would be taken.
+        epochs = _check_positive("epochs", epochs)
+        steps = round(epochs * steps_per_epoch)
+        if steps < 1:
+            raise ValueError(f"epochs={epochs} is less than one training step ({steps_per_epoch} steps per epoch "
+                             f"with {n} rows and batch_size={batch_size}); give epochs >= "
+                             f"{1 / steps_per_epoch:.3g} or steps >= 1")
+    elif steps is None:
+        steps = max(500, 5 * steps_per_epoch)
+    steps = check_int("steps", steps, minimum=1)
 
     dev = torch.device(device) if device is not None else sae.W_enc.device
     sae.to(dev)
@@ -507,7 +651,13 @@ def train_sae(
             group["lr"] = lr * factor
         loss, info = sae.loss(batch, labels=batch_labels)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"SAE loss became {float(loss)} at step {step}; lower lr (now {lr})")
+            if step == 0:
+                # Inputs and weights are finite and no update has happened yet, so lr cannot be the cause.
+                raise FloatingPointError(
+                    f"SAE loss is {float(loss.detach())} on the first batch, before any update (inputs and weights are "
+                    f"finite), so lr is not the cause: a value overflowed in {sae.W_enc.dtype}; the activations' "
+                    f"largest |value| is {float(acts.abs().max()):.3g}, rescale or clip them")
+            raise FloatingPointError(f"SAE loss became {float(loss.detach())} at step {step}; lower lr (now {lr})")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         sae.before_step()
@@ -660,18 +810,21 @@ SAELENS_WEIGHTS = "sae_weights.safetensors"
 
 
 def export_saelens(sae: SparseAutoencoder, folder: str | Path, *, hook_name: str = "", model_name: str = "",
-                   hook_layer: int | None = None) -> Path:
+                   hook_layer: int | None = None, overwrite: bool = False) -> Path:
     """Write ``sae`` in SAELens's on-disk format: ``cfg.json`` + ``sae_weights.safetensors``.
 
     SAELens computes ``f = act((x - b_dec) @ W_enc + b_enc)`` and ``x_hat = f @ W_dec + b_dec`` on raw
     activations, so our input ``scale`` is folded into the weights: ``W_enc / scale``,
     ``W_dec * scale`` and ``b_dec * scale`` give exactly the same codes and reconstructions.
-    """
-    from safetensors.torch import save_file
 
+    As with :meth:`SparseAutoencoder.save`, the folder is written atomically, a folder holding other
+    files (a toolkit checkpoint, say) is refused unless ``overwrite=True`` (which replaces its contents),
+    and the safetensors metadata records SHA-256 digests that :func:`load_saelens` verifies (SAELens
+    ignores the metadata).
+    """
+    if not isinstance(sae, SparseAutoencoder):
+        raise TypeError(f"sae must be a toolkit SparseAutoencoder, got {type(sae).__name__}")
     arch, act_kwargs = sae.saelens_arch()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     s = sae.scale.detach().float().cpu()
     tensors = {
         "W_enc": (sae.W_enc.detach().float().cpu() / s).contiguous(),
@@ -707,23 +860,48 @@ def export_saelens(sae: SparseAutoencoder, folder: str | Path, *, hook_name: str
     }
     if arch == "topk":
         cfg["k"] = sae.k  # newer SAELens reads k at the top level of a TopK config
-    (folder / SAELENS_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
-    save_file(tensors, str(folder / SAELENS_WEIGHTS))
-    return folder
+    check_finite_tensors(tensors, where=f"of the {type(sae).__name__} being exported to {folder}; "
+                                         "a diverged SAE is not exported (retrain it, e.g. with a lower lr)")
+    meta = {"format": "pt", **digests(tensors, cfg)}
+
+    def write(tmp: Path) -> None:
+        from safetensors.torch import save_file
+
+        (tmp / SAELENS_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+        save_file(tensors, str(tmp / SAELENS_WEIGHTS), metadata=meta)
+
+    return _write_folder(Path(folder), (SAELENS_CONFIG, SAELENS_WEIGHTS), overwrite, write, "SAELens export")
 
 
 def load_saelens(folder: str | Path) -> SparseAutoencoder:
-    """Read a SAELens-format folder (``standard``/ReLU or ``topk``) back into a toolkit SAE."""
-    from safetensors.torch import load_file
+    """Read a SAELens-format folder (``standard``/ReLU or ``topk``) back into a toolkit SAE.
 
+    A folder written by :func:`export_saelens` is verified against its recorded SHA-256 digests; one
+    written by SAELens itself has none, so only its shapes and finiteness are checked.
+    """
     folder = Path(folder)
-    cfg = json.loads((folder / SAELENS_CONFIG).read_text())
-    w = load_file(str(folder / SAELENS_WEIGHTS))
+    cfg_path, w_path = folder / SAELENS_CONFIG, folder / SAELENS_WEIGHTS
+    for path in (cfg_path, w_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found; a SAELens folder holds {SAELENS_CONFIG} and {SAELENS_WEIGHTS}")
+    remedy = f"export the SAE again with tk.export_saelens(sae, {str(folder)!r}, overwrite=True), or delete {folder}"
+    cfg = read_json(cfg_path, remedy)
+    w, meta = read_safetensors(w_path, remedy)
+    if has_digests(meta):
+        verify_tensors(w_path, w, meta, remedy)
+        _verify_config(cfg_path, cfg, w_path, meta, remedy)
+    check_finite_tensors(w, where=f"in {w_path}: an SAE with NaN/inf weights is refused")
     arch = cfg.get("architecture")
-    d_in, d_sae = int(cfg["d_in"]), int(cfg["d_sae"])
+    try:
+        d_in, d_sae = check_int("d_in", cfg.get("d_in"), minimum=1), check_int("d_sae", cfg.get("d_sae"), minimum=1)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{cfg_path}: {err}") from err
     if arch == "topk":
         k = cfg.get("k", (cfg.get("activation_fn_kwargs") or {}).get("k"))
-        sae: SparseAutoencoder = TopKSAE(d_in, d_sae, int(k))
+        try:
+            sae: SparseAutoencoder = TopKSAE(d_in, d_sae, k)
+        except ValueError as err:
+            raise ValueError(f"{cfg_path}: {err}") from err
     elif arch == "standard":
         sae = ReluSAE(d_in, d_sae, 0.0)
     else:

@@ -6,6 +6,10 @@
 It checks torch and the GPU, the embedded offline models, whether the Hugging Face hub and NDIF
 answer, whether ``NDIF_API_KEY`` is set, and the nnsight client (and, when online with a key, the
 NDIF server's nnsight). Nothing here imports nnsight or downloads anything.
+
+Every probe is bounded: each waits at most ``timeout`` seconds, and the hub and NDIF are probed side
+by side, so ``check_setup()`` returns within about three timeouts even when a server accepts
+connections and never answers. ``load_model`` uses the same probe (:func:`probe_http`).
 """
 from __future__ import annotations
 
@@ -14,12 +18,15 @@ import os
 import platform
 import socket
 import threading
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from typing import Any, Callable
 from urllib.parse import urlparse
 
 from . import config
+from .validation import check_bool, check_number
 
 #: NDIF's API (the nnsight client's default ``CONFIG.API.HOST``).
 NDIF_HOST = "https://api.ndif.us"
@@ -31,8 +38,12 @@ def _item(ok: bool | None, detail: str, fix: str | None = None) -> dict[str, Any
     return {"ok": ok, "detail": detail, "fix": None if ok else fix}
 
 
-def _with_deadline(fn: Callable[[], Any], timeout: float, default: Any) -> Any:
-    """Run ``fn`` in a daemon thread; give up after ``timeout`` s (DNS lookups ignore socket timeouts)."""
+def _run_bounded(fn: Callable[[], Any], timeout: float) -> tuple[Any, BaseException | None]:
+    """Run ``fn`` in a daemon thread for at most ``timeout`` s: ``(value, None)`` or ``(None, the error)``.
+
+    A thread, because DNS lookups ignore socket timeouts; a daemon, so an abandoned probe never keeps
+    the interpreter alive. Running out of time gives a ``TimeoutError``.
+    """
     box: dict[str, Any] = {}
 
     def run() -> None:
@@ -45,10 +56,45 @@ def _with_deadline(fn: Callable[[], Any], timeout: float, default: Any) -> Any:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        return default
-    if "error" in box:
-        return default
-    return box["value"]
+        return None, TimeoutError(f"no answer within {timeout:g} s")
+    return box.get("value"), box.get("error")
+
+
+def _reason(error: BaseException) -> str:
+    """A short reason for a failed network call (urllib wraps the useful part in ``.reason``)."""
+    inner = getattr(error, "reason", None)
+    if isinstance(inner, BaseException):
+        error = inner
+    if isinstance(error, TimeoutError) and str(error):
+        return str(error)
+    if isinstance(error, (socket.timeout, TimeoutError)):
+        return "timed out"
+    return f"{type(error).__name__}: {error}"
+
+
+def _with_deadline(fn: Callable[[], Any], timeout: float, default: Any) -> Any:
+    """Run ``fn`` in a daemon thread; give up after ``timeout`` s (DNS lookups ignore socket timeouts)."""
+    value, error = _run_bounded(fn, timeout)
+    return default if error is not None else value
+
+
+def probe_http(url: str, timeout: float) -> str | None:
+    """None when ``url`` gives any HTTP answer within ``timeout`` s, else the reason it did not.
+
+    A TCP connect is not enough: a captive portal or a broken proxy accepts the connection and then
+    never answers, and a client without a read timeout waits on it forever. Any status code, 4xx and
+    5xx included, counts as an answer: the server is alive.
+    """
+    def head() -> None:
+        request = urllib.request.Request(url, method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310 - the user's configured hosts
+                return None
+        except urllib.error.HTTPError:
+            return None
+
+    _, error = _run_bounded(head, timeout)
+    return None if error is None else _reason(error)
 
 
 def _tcp_reachable(host: str, port: int, timeout: float) -> bool:
@@ -139,19 +185,24 @@ def _check_embedded() -> dict[str, dict]:
 
 
 def _check_hub(timeout: float) -> dict[str, Any]:
+    from .models import DEFAULT_MODEL, hub_endpoint
+
+    offline_fix = (f"offline is fine for every notebook: load_model() uses the embedded {DEFAULT_MODEL}; "
+                   "for TOOLKIT_MODEL=<hub id> pre-download the model into the HF cache elsewhere, or pass a local folder")
     if config._flag("HF_HUB_OFFLINE"):
         return _item(False, "HF_HUB_OFFLINE is set: hub models load only from the local cache",
-                     "unset HF_HUB_OFFLINE to download hub models; the embedded defaults need no hub")
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+                     f"unset HF_HUB_OFFLINE to download hub models; the embedded defaults ({DEFAULT_MODEL}) need no hub")
+    endpoint = hub_endpoint()
     host, port = _host_port(endpoint)
-    if _tcp_reachable(host, port, timeout):
-        return _item(True, f"{endpoint} answers")
-    return _item(False, f"{endpoint} did not answer within {timeout:g} s",
-                 "offline is fine for every notebook (embedded models); for TOOLKIT_MODEL=<hub id> "
-                 "pre-download the model into the HF cache elsewhere, or pass a local folder")
+    if not _tcp_reachable(host, port, timeout):  # the cheap test first: nothing listens, or no route
+        return _item(False, f"{endpoint} did not answer within {timeout:g} s", offline_fix)
+    why = probe_http(endpoint, timeout)  # something listens: does it speak HTTP?
+    if why is not None:
+        return _item(False, f"{endpoint} accepts connections but gave no HTTP answer ({why})", offline_fix)
+    return _item(True, f"{endpoint} answers")
 
 
-def _check_ndif(timeout: float, hub_ok: bool | None, host: str) -> dict[str, dict]:
+def _check_ndif(timeout: float, host: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
     key = os.environ.get("NDIF_API_KEY", "").strip()
     out["NDIF_API_KEY"] = (
@@ -166,7 +217,8 @@ def _check_ndif(timeout: float, hub_ok: bool | None, host: str) -> dict[str, dic
                                    "remote runs need the network; locally everything runs without NDIF")
         return out
     if not key:
-        out["NDIF server"] = _item(None, f"{host} answers; set NDIF_API_KEY to query its status and version")
+        # Without a key only the connection is tested: /status is the first HTTP call, and it needs the key.
+        out["NDIF server"] = _item(None, f"{host} accepts connections; set NDIF_API_KEY to query its status and version")
         return out
     headers = {"ndif-api-key": key}
     status = _http_json(f"{host}/status", timeout, headers)
@@ -190,8 +242,6 @@ def _check_ndif(timeout: float, hub_ok: bool | None, host: str) -> dict[str, dic
                                     "environment (the notebooks are tested with the pinned client)")
     else:
         out["NDIF nnsight"] = _item(True, f"server {server} matches the client")
-    if hub_ok is False:
-        out["NDIF server"]["detail"] += " (but remote runs also need the hub for the model config, which is unreachable)"
     return out
 
 
@@ -210,7 +260,8 @@ def check_setup(timeout: float = 3.0, *, ndif_host: str = NDIF_HOST, quiet: bool
     """Report what this machine can run and how to fix what is missing.
 
     Args:
-        timeout: seconds each network probe may take (hub, NDIF); nothing waits longer.
+        timeout: seconds each network probe may take (hub, NDIF); nothing waits longer, and the
+            whole check returns within about three timeouts.
         ndif_host: NDIF's API address.
         quiet: return the report without printing it.
 
@@ -218,15 +269,26 @@ def check_setup(timeout: float = 3.0, *, ndif_host: str = NDIF_HOST, quiet: bool
         ``{check name: {"ok": True | False | None, "detail": str, "fix": str | None}}``;
         ``ok`` is None for facts that are neither good nor bad (no GPU on a laptop is fine).
     """
+    timeout = check_number("timeout", timeout)
     if timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    quiet = check_bool("quiet", quiet)
+    parsed = urlparse(ndif_host) if isinstance(ndif_host, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"ndif_host must be an http(s) URL such as {NDIF_HOST!r}, got {ndif_host!r}")
     report: dict[str, dict] = {"python": _item(True, platform.python_version())}
     report.update(_check_packages())
     report["GPU"] = _check_gpu()
     report.update(_check_embedded())
     report["settings"] = _settings()
-    report["Hugging Face hub"] = _check_hub(timeout)
-    report.update(_check_ndif(timeout, report["Hugging Face hub"]["ok"], ndif_host.rstrip("/")))
+    # The hub and NDIF are probed side by side, so their worst cases do not add up.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hub = pool.submit(_check_hub, timeout)
+        ndif = pool.submit(_check_ndif, timeout, ndif_host.rstrip("/"))
+        report["Hugging Face hub"] = hub.result()
+        report.update(ndif.result())
+    if report["Hugging Face hub"]["ok"] is False and report["NDIF server"]["ok"]:
+        report["NDIF server"]["detail"] += " (but remote runs also need the hub for the model config, which is unreachable)"
     if not quiet:
         print(format_report(report))
     return report

@@ -19,11 +19,12 @@ The edits are built by :func:`steering_edit`, so the same intervention can go to
 """
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any
 
 import torch
+
+from .validation import check_choice, check_int, check_number
 
 __all__ = ["steer", "steering_edit", "decoder_direction", "mlp_activations", "GAMMAS"]
 
@@ -33,12 +34,7 @@ GAMMAS = ("one", "balanced")
 def decoder_direction(sae: Any, latent: int) -> torch.Tensor:
     """Column ``D[:, latent]`` of an SAE's decoder as a float32 vector [d_in]."""
     n = _n_latents(sae)
-    if isinstance(latent, bool):
-        raise TypeError(f"latent must be an integer index, got {latent!r}")
-    try:
-        latent = operator.index(latent)
-    except TypeError:
-        raise TypeError(f"latent must be an integer index, got {latent!r}") from None
+    latent = check_int("latent", latent)
     if not 0 <= latent < n:
         raise IndexError(f"latent={latent} is out of range for an SAE with {n} latents (valid: 0..{n - 1})")
     if hasattr(sae, "decoder_direction"):
@@ -60,25 +56,24 @@ def steering_edit(
 
     Exactly one of ``vector`` or ``sae`` must be given. For an SAE, ``latent`` picks the
     decoder column (default 0, the first concept latent of a G-SAE or SCAR's conditioned one).
+    ``layer`` may be negative (counted from the last block, as in ``tk.get_activations``); the model
+    that runs the edit checks its range. Without a model here, the vector's width is checked against
+    the activations when the edit runs.
     """
     from .tracing import Edit
 
-    alpha = _check_alpha(alpha)
-    if gamma not in GAMMAS:
-        raise ValueError(f"gamma={gamma!r} is not supported; use one of {GAMMAS}")
+    alpha = check_number("alpha", alpha)
+    check_choice("gamma", gamma, GAMMAS)
     if (vector is None) == (sae is None):
         raise ValueError("pass exactly one of vector=... or sae=... to steer with")
-    if not isinstance(layer, int) or isinstance(layer, bool):
-        raise TypeError(f"layer must be an integer block index, got {layer!r}")
+    layer = check_int("layer", layer)
 
     if vector is not None:
         if latent is not None:
             raise ValueError("latent= only applies to SAE steering; drop it when steering with vector=")
         if gamma != "one":
             raise ValueError("gamma='balanced' needs an SAE's latent activations; a plain vector supports gamma='one'")
-        v = torch.as_tensor(vector).detach().float().reshape(-1)
-        if not torch.isfinite(v).all() or float(v.norm()) == 0.0:
-            raise ValueError("the steering vector must be finite and non-zero")
+        v = _check_vector(vector)
         return Edit(layer=layer, fn=_AddScaled(v / v.norm(), alpha), site="resid")
 
     latent = 0 if latent is None else latent
@@ -120,21 +115,31 @@ def steer(
     adds ``alpha * beta * gamma * D[:, 0]`` with ``beta = ||x|| / ||D[:, 0]||``.
     ``tk.steer(model, prompts, sae=scar, layer=L, alpha=3.0)`` scales SCAR's latent.
     alpha=0 (vector or G-SAE) reproduces unsteered generation exactly.
+    ``layer`` may be negative (``-1`` is the last block), as everywhere in the toolkit. A vector must be
+    ``[model.d_model]``; an alpha so large that the activations overflow raises (see ``tk.Edit``).
     """
-    from .tracing import generate
+    from .tracing import _check_layer, generate
 
     if isinstance(prompts, str):
         prompts = [prompts]
-    n_layers = getattr(model, "n_layers", None)
-    if n_layers is not None and isinstance(layer, int) and not 0 <= layer < n_layers:
-        raise IndexError(f"layer={layer} is out of range for a model with {n_layers} blocks (valid: 0..{n_layers - 1})")
+    # the same layer answer as tk.get_activations and tk.Edit: negatives count from the last block
+    layer = _check_layer(model, layer)
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=1)
     edit = steering_edit(layer=layer, alpha=alpha, vector=vector, sae=sae, latent=latent, gamma=gamma)
-    d_model = getattr(model, "d_model", None)
-    d_in = _d_in(sae) if sae is not None else int(torch.as_tensor(vector).numel())
-    if d_model is not None and d_in is not None and d_in != d_model:
-        what = "SAE input size" if sae is not None else "vector length"
-        raise ValueError(f"{what} {d_in} does not match the model's d_model {d_model}")
+    d_model = model.d_model
+    if sae is not None:
+        d_in = _d_in(sae)
+        if d_in is not None and d_in != d_model:
+            raise ValueError(f"the SAE's input size d_in={d_in} does not match {_model_name(model)}'s d_model "
+                             f"{d_model}; train the SAE on this model's activations (d_in={d_model})")
+    elif edit.fn.width != d_model:
+        raise ValueError(f"the steering vector has {edit.fn.width} entries but {_model_name(model)}'s d_model is "
+                         f"{d_model}; pass a [{d_model}] vector (e.g. a difference of tk.get_activations means)")
     return generate(model, list(prompts), max_new_tokens=max_new_tokens, edits=[edit], **generate_kwargs)
+
+
+def _model_name(model: Any) -> str:
+    return str(getattr(model, "name", "the model"))
 
 
 def mlp_activations(model: Any, texts: Sequence[str], layer: int, *, batch_size: int = 16) -> torch.Tensor:
@@ -171,7 +176,16 @@ class _AddScaled:
             self._cache[key] = self.unit.to(device=h.device, dtype=h.dtype)
         return self._cache[key]
 
+    @property
+    def width(self) -> int:
+        return int(self.unit.shape[0])
+
+    def __repr__(self) -> str:
+        what = f"SAE latent {self.latent}, gamma='balanced'" if self.sae is not None else f"width {self.width}"
+        return f"steering(alpha={self.alpha:g}, {what})"
+
     def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        _check_width(h, self.width, "the steering direction")
         u = self._unit_like(h)
         scale = h.norm(dim=-1, keepdim=True) * self.alpha
         if self.sae is not None:
@@ -187,7 +201,13 @@ class _ScarScale:
         self.latent = latent
         self.alpha = alpha
 
+    def __repr__(self) -> str:
+        return f"SCAR(latent {self.latent}, alpha={self.alpha:g})"
+
     def __call__(self, m: torch.Tensor) -> torch.Tensor:
+        d_in = _d_in(self.scar)
+        if d_in is not None:
+            _check_width(m, d_in, "the SCAR's input size d_in")
         shape = m.shape
         p = next(self.scar.parameters())
         with torch.no_grad():
@@ -241,11 +261,22 @@ def _d_in(sae: Any) -> int | None:
     return None if d is None else int(d)
 
 
-def _check_alpha(alpha: Any) -> float:
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise TypeError(f"alpha must be a number, got {alpha!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"alpha must be finite, got {alpha!r}")
-    return value
+def _check_vector(vector: Any) -> torch.Tensor:
+    """A steering vector as float32 [d]: one row ([d] or [1, d]), finite and non-zero."""
+    v = torch.as_tensor(vector).detach().float()
+    if v.dim() > 1:
+        v = v.squeeze()  # a [1, d] mean over one text is still one direction
+    if v.dim() != 1:
+        raise ValueError(f"the steering vector must be 1-D [d_model], got shape {tuple(torch.as_tensor(vector).shape)}; "
+                         "pass one direction, e.g. acts.mean(0)")
+    if not torch.isfinite(v).all() or float(v.norm()) == 0.0:
+        raise ValueError("the steering vector must be finite and non-zero")
+    return v
+
+
+def _check_width(h: torch.Tensor, width: int, what: str) -> None:
+    # Without this the mismatch surfaces inside the forward pass as a bare broadcasting error.
+    if h.shape[-1] != width:
+        raise ValueError(f"{what} has {width} entries but the activations it edits are {h.shape[-1]} wide "
+                         f"(shape {tuple(h.shape)}); steer with a [{h.shape[-1]}] vector or an SAE trained on "
+                         f"this model's activations")

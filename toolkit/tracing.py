@@ -7,6 +7,7 @@ nnsight, so the same code runs locally or on NDIF (``model.remote``).
 """
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .models import SITES, Model
+from .validation import check_bool, check_choice, check_finite, check_int, check_number
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,13 @@ class Edit:
 
     ``site="resid"`` edits the residual stream after block ``layer`` (shape ``[batch, pos, d_model]``);
     ``site="mlp"`` edits that block's MLP output. During generation the function is applied at every
-    decoding step (on the new position only, since earlier ones are cached).
+    decoding step (on the new position only, since earlier ones are cached). ``layer`` may be negative
+    (counted from the last block).
+
+    ``fn`` must return a tensor shaped like its input. A result holding NaN or inf, or values too large
+    for the next layer norm to square in float32 (``|x| > sqrt(float32 max / d_model)``, about 7.7e17 for
+    d_model 576), makes ``generate`` / ``token_losses`` / ``logits`` / ``StepDecoder`` raise a
+    ``ValueError`` naming the edit, instead of returning '' or NaN.
     """
 
     layer: int
@@ -56,6 +64,16 @@ def _check_texts(texts: Sequence[str] | str, what: str = "texts") -> list[str]:
     return texts
 
 
+def _check_layer(model: Model, layer: Any) -> int:
+    """A block index through the shared helpers: an int (never a float or bool), negatives counted from the end."""
+    n = model.n_layers
+    try:
+        value = check_int("layer", layer, minimum=-n, maximum=n - 1)  # a TypeError names the valid range
+    except ValueError:
+        value = layer  # an out-of-range int: Model.check_layer's IndexError names the blocks
+    return model.check_layer(value)
+
+
 def _check_edits(model: Model, edits: Sequence[Edit] | Edit | None) -> list[Edit]:
     if edits is None:
         return []
@@ -65,7 +83,7 @@ def _check_edits(model: Model, edits: Sequence[Edit] | Edit | None) -> list[Edit
     for e in edits:
         if not isinstance(e, Edit):
             raise TypeError(f"edits must be tk.Edit objects, got {type(e).__name__}")
-        out.append(Edit(model.check_layer(e.layer), e.fn, e.site))
+        out.append(Edit(_check_layer(model, e.layer), e.fn, e.site))
     # nnsight serves module outputs in execution order: earlier blocks first, and a block's MLP
     # runs before the block returns.
     return sorted(out, key=lambda e: (e.layer, SITES.index(e.site) == 0))
@@ -75,15 +93,82 @@ def _output_tensor(value: Any) -> torch.Tensor:
     return value[0] if isinstance(value, tuple) else value
 
 
-def _apply_edits(model: Model, edits: list[Edit]) -> None:
-    """Inside a trace: replace each edited site's output by ``fn(output)``."""
+def _apply_edits(model: Model, edits: list[Edit], stats: list | None = None,
+                 mask: torch.Tensor | None = None) -> None:
+    """Inside a trace: replace each edited site's output by ``fn(output)``.
+
+    With ``stats``, append the largest ``|value|`` each edit produced (one 0-d tensor per edit and step),
+    so :func:`_check_edit_stats` can refuse a non-finite or overflowing edit after the trace. The check is
+    read from saved values rather than raised inside the trace so that it works the same on NDIF.
+    ``mask`` (``[batch, pos]``, True at real tokens) keeps padded positions out of that maximum: they
+    are never read, and some attention implementations leave them NaN.
+    """
     for e in edits:
         envoy = model.site(e.layer, e.site)
         value = envoy.output
-        if isinstance(value, tuple):  # older block implementations return (hidden, *extras)
-            envoy.output = (e.fn(value[0]), *value[1:])
-        else:
-            envoy.output = e.fn(value)
+        hidden = value[0] if isinstance(value, tuple) else value  # older blocks return (hidden, *extras)
+        new = e.fn(hidden)
+        if not isinstance(new, torch.Tensor):
+            raise TypeError(f"{_describe_edit(e)} returned {type(new).__name__}; fn must return a tensor "
+                            f"shaped like its input {tuple(hidden.shape)}")
+        envoy.output = (new, *value[1:]) if isinstance(value, tuple) else new
+        if stats is not None:
+            real = new.detach()
+            if mask is not None and real.dim() == 3 and tuple(real.shape[:2]) == tuple(mask.shape):
+                real = real[mask]
+            # one reduction per application; NaN propagates through it, so it also flags NaN and inf
+            stats.append(torch.linalg.vector_norm(real.float(), ord=float("inf")))
+
+
+def _fn_name(fn: Any) -> str | None:
+    """A name worth printing for an edit function: a def's name or a short custom repr, never '<lambda>'."""
+    name = getattr(fn, "__name__", None)
+    if isinstance(name, str):
+        return None if name == "<lambda>" else name
+    if type(fn).__repr__ is not object.__repr__:
+        text = repr(fn)
+        if "\n" not in text and len(text) <= 80:  # a torch module's repr spans many lines: use its class
+            return text
+    return type(fn).__name__
+
+
+def _describe_edit(e: Edit) -> str:
+    name = _fn_name(e.fn)
+    return f"tk.Edit(layer={e.layer}, site={e.site!r}{f', fn={name}' if name else ''})"
+
+
+def _magnitude_limit(model: Model) -> float:
+    # The next block's RMSNorm/LayerNorm averages x**2 over d_model in float32. Beyond this |x| that sum
+    # can overflow to inf: the norm then returns zeros (or NaN) and the output no longer depends on the
+    # input: steering with alpha=1e30 gave all-zero logits and empty generations, with no NaN anywhere.
+    return math.sqrt(float(torch.finfo(torch.float32).max) / model.d_model)
+
+
+def _check_edit_stats(model: Model, edits: list[Edit], stats: Sequence[torch.Tensor], where: str = "",
+                      steps: bool = False) -> None:
+    """Raise on the first edit application whose output was NaN, inf or too large to normalize."""
+    if not edits:
+        return
+    limit = _magnitude_limit(model)
+    for k, stat in enumerate(stats):
+        value = float(stat)
+        if math.isfinite(value) and value <= limit:
+            continue
+        e = edits[k % len(edits)]
+        at = f" at decoding step {k // len(edits)}" if steps else ""
+        at += f" {where}" if where else ""
+        if math.isfinite(value):
+            raise ValueError(
+                f"{_describe_edit(e)} made activations as large as {value:.3g}{at}; beyond {limit:.3g} "
+                f"(sqrt(float32 max / d_model={model.d_model})) the next layer norm overflows and the model's "
+                "output stops depending on its input. Scale the edit down (steering alphas are usually 0.1-20)")
+        kind = "NaN" if math.isnan(value) else "inf"
+        raise ValueError(f"{_describe_edit(e)} made the activations non-finite ({kind}){at}; an edit must "
+                         "return finite values (check fn, e.g. a division by a zero norm, or its scale)")
+
+
+def _with_edits(edits: list[Edit]) -> str:
+    return " with edits " + ", ".join(_describe_edit(e) for e in edits) if edits else " without edits"
 
 
 def _tokenize(model: Model, texts: list[str], padding_side: str) -> dict[str, torch.Tensor]:
@@ -108,8 +193,7 @@ def _tokenize(model: Model, texts: list[str], padding_side: str) -> dict[str, to
 
 
 def _batches(n: int, batch_size: int, order: np.ndarray) -> list[np.ndarray]:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
@@ -180,17 +264,19 @@ def get_activations(model: Model, texts: Sequence[str] | str, layer: int | Seque
     Returns a float32 CPU tensor (and the index DataFrame if asked), or a dict of them for a list of layers.
     """
     texts = _check_texts(texts)
-    many = not isinstance(layer, (int, np.integer))
+    # Only a real sequence means "several layers"; anything else (2.0, "3", a 0-d tensor) is one index,
+    # so a float gets the shared TypeError instead of "'float' object is not iterable".
+    many = isinstance(layer, (list, tuple, range)) or (isinstance(layer, (np.ndarray, torch.Tensor)) and layer.ndim == 1)
     if many:
-        layers = [model.check_layer(L) for L in layer]
+        layers = [_check_layer(model, L) for L in layer]
         if not layers:
             raise ValueError("layer is an empty list; pass a block index or a non-empty list of them")
     else:
-        layers = [model.check_layer(layer)]
-    if site not in SITES:
-        raise ValueError(f"site {site!r} is not supported; use one of {SITES}")
-    if reduce not in REDUCTIONS:
-        raise ValueError(f"reduce={reduce!r} is not valid; use one of {REDUCTIONS}")
+        layers = [_check_layer(model, layer)]
+    check_choice("site", site, SITES)
+    check_choice("reduce", reduce, REDUCTIONS)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    return_index = check_bool("return_index", return_index)
     if return_index and reduce is not None:
         raise ValueError("return_index=True needs reduce=None (the index maps token rows to texts)")
     spans = _check_spans(texts, spans) if spans is not None else None
@@ -215,6 +301,7 @@ def get_activations(model: Model, texts: Sequence[str] | str, layer: int | Seque
         if spans is not None:
             mask &= _span_mask(model, batch_texts, [spans[i] for i in idx], mask.shape[1])
         ids = enc["input_ids"].cpu()
+        _check_activations_finite(model, hidden, mask, idx, texts, site)
         for row, i in enumerate(idx):
             keep = mask[row]
             if not keep.any():
@@ -247,6 +334,20 @@ def get_activations(model: Model, texts: Sequence[str] | str, layer: int | Seque
     return result, index
 
 
+def _check_activations_finite(model: Model, hidden: dict[int, torch.Tensor], mask: torch.Tensor, idx: np.ndarray,
+                              texts: list[str], site: str) -> None:
+    """Refuse NaN/inf activations at the kept tokens, naming the layer and the text (a broken model or an
+    overflowing float16 run would otherwise flow into PCA, SAEs and FMS as NaN)."""
+    for L, h in hidden.items():
+        bad = ~torch.isfinite(h).all(-1) & mask  # one cheap pass; padded positions are never returned
+        if bool(bad.any()):
+            row = int(bad.any(1).nonzero()[0])
+            i = int(idx[row])
+            check_finite(f"the {site} activations of texts[{i}] at layer {L}", h[row][mask[row]],
+                         where=f"(token rows of that text, {model.name}); the model itself produced them: "
+                               "check its dtype (float16 overflows) and its weights")
+
+
 def format_prompt(model: Model, prompt: str, *, chat: bool | None = None, system: str | None = None) -> str:
     """The text the model actually sees: the chat template for instruct models, else the prompt."""
     use_chat = model.is_chat if chat is None else chat
@@ -265,12 +366,22 @@ def generate(model: Model, prompts: Sequence[str] | str, max_new_tokens: int = 3
     """Generate a completion for each prompt; returns the new text only.
 
     Greedy by default. Instruct models get their chat template (``chat=False`` turns it off).
-    ``edits`` are applied at every decoding step, which is how steering works.
+    ``edits`` are applied at every decoding step, which is how steering works; an edit that makes
+    NaN/inf (or overflowing) activations, or non-finite logits, raises a ValueError naming it.
     """
     prompts = _check_texts(prompts, "prompts")
     edits = _check_edits(model, edits)
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    do_sample = check_bool("do_sample", do_sample)
+    # temperature and top_p only matter when sampling, but a string or NaN is refused either way
+    temperature = check_number("temperature", temperature, minimum=0.0)
+    if do_sample and temperature == 0.0:
+        raise ValueError("temperature must be > 0 when do_sample=True, got 0.0; use do_sample=False for greedy decoding")
+    if top_p is not None:
+        top_p = check_number("top_p", top_p, minimum=0.0, maximum=1.0)
+    if random_state is not None:
+        random_state = check_int("random_state", random_state)
     texts = [format_prompt(model, p, chat=chat, system=system) for p in prompts]
     gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
                                   "pad_token_id": model.tokenizer.pad_token_id}
@@ -288,6 +399,7 @@ def generate(model: Model, prompts: Sequence[str] | str, max_new_tokens: int = 3
     outputs: list[str | None] = [None] * len(texts)
     for idx in tqdm(batches, desc="generate", disable=not show, leave=False):
         enc = _tokenize(model, [texts[i] for i in idx], padding_side="left")
+        real = enc["attention_mask"].bool()  # the prompt's real tokens, for the edit check's first step
         if model.adds_bos and not model.is_chat:
             pass  # the tokenizer already prepended BOS
         with warnings.catch_warnings():
@@ -296,10 +408,23 @@ def generate(model: Model, prompts: Sequence[str] | str, max_new_tokens: int = 3
             with torch.no_grad(), model.nn.generate(remote=model.remote, **gen_kwargs) as tracer:
                 with tracer.invoke(enc):
                     if edits:
+                        stats, logits_ok = nnsight.save([]), nnsight.save([])
                         for _ in tracer.iter[:]:
-                            _apply_edits(model, edits)
+                            _apply_edits(model, edits, stats, real)
+                            # the next token is chosen from the last position's logits: argmax of NaN logits
+                            # picks token 0, which decodes to '' for SmolLM2
+                            logits_ok.append(torch.isfinite(_output_tensor(model.lm_head.output)[:, -1].sum(-1)).all())
                 with tracer.invoke():
                     ids = tracer.result.save()
+        if edits:
+            where = f"(generating prompts {[int(i) for i in idx]})"
+            _check_edit_stats(model, edits, stats, where, steps=True)
+            bad_steps = [k for k, ok in enumerate(logits_ok) if not bool(ok)]
+            if bad_steps:
+                raise ValueError(f"the model's logits became non-finite at decoding step {bad_steps[0]} {where}"
+                                 f"{_with_edits(edits)}; the edited activations were finite and in range, so "
+                                 "either an edit pushed a later layer into overflow or the model itself makes "
+                                 "non-finite values (run it without edits to tell)")
         new = ids[:, enc["input_ids"].shape[1]:].cpu()
         decoded = model.tokenizer.batch_decode(new, skip_special_tokens=True)
         for row, i in enumerate(idx):
@@ -307,11 +432,29 @@ def generate(model: Model, prompts: Sequence[str] | str, max_new_tokens: int = 3
     return outputs  # type: ignore[return-value]
 
 
-def _forward_logits(model: Model, enc: dict[str, torch.Tensor], edits: list[Edit]) -> torch.Tensor:
+def _forward_logits(model: Model, enc: dict[str, torch.Tensor], edits: list[Edit], where: str = "") -> torch.Tensor:
+    """Logits of a right-padded batch, refusing NaN/inf at real positions (and non-finite edits first)."""
     with torch.no_grad(), model.nn.trace(enc, remote=model.remote):
-        _apply_edits(model, edits)
+        stats = nnsight.save([])
+        _apply_edits(model, edits, stats, enc["attention_mask"].bool())
         logits = _output_tensor(model.lm_head.output).save()
-    return logits.detach().float().cpu()
+    _check_edit_stats(model, edits, stats, where)
+    logits = logits.detach().float().cpu()
+    # a row sum is NaN/inf iff the row holds one (finite logits are far too small to overflow it), and
+    # it avoids a vocab-sized boolean copy (262k columns for Gemma)
+    bad = ~torch.isfinite(logits.sum(-1)) & enc["attention_mask"].cpu().bool()
+    if bool(bad.any()):
+        row, pos = (int(v) for v in bad.nonzero()[0])
+        raise ValueError(f"the model's logits are non-finite at position {pos} of row {row} {where}{_with_edits(edits)}"
+                         + ("; the edited activations were finite and in range, so either an edit pushed a later "
+                            "layer into overflow or the model itself makes non-finite values (run it without edits "
+                            "to tell)" if edits else
+                            "; check the model's dtype (float16 overflows) and its weights"))
+    return logits
+
+
+def _rows_are(idx: np.ndarray) -> str:
+    return f"(batch rows are texts {[int(i) for i in idx]})"
 
 
 def token_losses(model: Model, texts: Sequence[str] | str, *, edits: Sequence[Edit] | Edit | None = None,
@@ -323,13 +466,14 @@ def token_losses(model: Model, texts: Sequence[str] | str, *, edits: Sequence[Ed
     """
     texts = _check_texts(texts)
     edits = _check_edits(model, edits)
+    per_token = check_bool("per_token", per_token)
     order = _length_order(model, texts)
     batches = _batches(len(texts), batch_size, order)
     show = progress if progress is not None else len(batches) > 1
     results: list[torch.Tensor | None] = [None] * len(texts)
     for idx in tqdm(batches, desc="losses", disable=not show, leave=False):
         enc = _tokenize(model, [texts[i] for i in idx], padding_side="right")
-        logits = _forward_logits(model, enc, edits)
+        logits = _forward_logits(model, enc, edits, _rows_are(idx))
         ids = enc["input_ids"].cpu()
         mask = enc["attention_mask"].cpu().bool()
         logp = torch.log_softmax(logits[:, :-1], dim=-1)
@@ -350,12 +494,13 @@ def logits(model: Model, texts: Sequence[str] | str, *, edits: Sequence[Edit] | 
     """Next-token logits at each text's last position, ``[n_texts, vocab]`` (float32, CPU)."""
     texts = _check_texts(texts)
     edits = _check_edits(model, edits)
+    chat = check_bool("chat", chat)
     texts = [format_prompt(model, t, chat=chat) for t in texts] if chat else texts
     order = _length_order(model, texts)
     out: list[torch.Tensor | None] = [None] * len(texts)
     for idx in _batches(len(texts), batch_size, order):
         enc = _tokenize(model, [texts[i] for i in idx], padding_side="right")
-        full = _forward_logits(model, enc, edits)
+        full = _forward_logits(model, enc, edits, _rows_are(idx))
         last = enc["attention_mask"].cpu().sum(1) - 1
         for row, i in enumerate(idx):
             out[i] = full[row, last[row]]
@@ -420,8 +565,10 @@ class StepDecoder:
 
     def _run(self, **inputs: Any) -> Any:
         with torch.no_grad(), self.model.nn.trace(**inputs, remote=self.model.remote):
-            _apply_edits(self.model, self.edits)
+            stats = nnsight.save([])
+            _apply_edits(self.model, self.edits, stats, inputs["attention_mask"][:, -inputs["input_ids"].shape[1]:].bool())
             out = self.model.nn.output.save()
+        _check_edit_stats(self.model, self.edits, stats, f"(step decoding, step {len(self.new_ids[0])})")
         return out
 
     def _cached_step(self) -> torch.Tensor:
@@ -440,7 +587,12 @@ class StepDecoder:
         out = self._run(input_ids=feed_ids, attention_mask=self._mask, position_ids=feed_pos,
                         past_key_values=self._cache, use_cache=True)
         self._cache = out.past_key_values
-        return out.logits[:, -1].detach().float().cpu()
+        logits = out.logits[:, -1].detach().float().cpu()
+        bad = ~torch.isfinite(logits.sum(-1))
+        if bool(bad.any()):  # a custom decoding rule would otherwise pick from NaN scores
+            raise ValueError(f"the model's next-token logits are non-finite for prompt {int(bad.nonzero()[0])} at step "
+                             f"{len(self.new_ids[0])}{_with_edits(self.edits)}")
+        return logits
 
     def _pad_id(self) -> int:
         pad = self.model.tokenizer.pad_token_id
@@ -452,5 +604,5 @@ class StepDecoder:
         width = max(len(p) for p in seqs)
         enc = {"input_ids": torch.tensor([p + [pad] * (width - len(p)) for p in seqs]),
                "attention_mask": torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in seqs])}
-        full = _forward_logits(self.model, enc, self.edits)
+        full = _forward_logits(self.model, enc, self.edits, f"(step decoding, step {len(self.new_ids[0])})")
         return torch.stack([full[row, len(p) - 1] for row, p in enumerate(seqs)])
