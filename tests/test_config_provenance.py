@@ -58,7 +58,7 @@ def test_threads_follow_the_environment(monkeypatch):
         monkeypatch.setenv("TOOLKIT_THREADS", "2")
         assert config.apply_threads() == 2
         monkeypatch.delenv("TOOLKIT_THREADS")
-        monkeypatch.setattr(config, "FAST", True)
+        monkeypatch.setenv("TOOLKIT_FAST", "1")
         assert config.apply_threads() == 1  # fast mode: one thread unless told otherwise
         for bad in ("two", "0"):
             monkeypatch.setenv("TOOLKIT_THREADS", bad)
@@ -120,3 +120,11 @@ def test_timings_are_a_separate_declared_field(tmp_path):
     assert "timings" not in json.loads(tk.save_results("demo", {"acc": 0.5}, folder=tmp_path).read_text())
     with pytest.raises(ValueError, match="timings must be a dict of seconds"):
         tk.save_results("demo", {"acc": 0.5}, timings={"runtime": "slow"}, folder=tmp_path)
+
+
+def test_fast_flag_is_read_live(monkeypatch):
+    # tk.FAST and config.fast() are one value, read when asked (no stale import-time snapshot).
+    monkeypatch.setenv("TOOLKIT_FAST", "1")
+    assert tk.FAST is True and config.fast() is True
+    monkeypatch.setenv("TOOLKIT_FAST", "0")
+    assert tk.FAST is False and config.fast() is False

@@ -38,3 +38,19 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make curriculum" in readme
     assert re.search(r"^make test\s*$", ci, re.M), ".ci/run must call `make test`, the README's test command"
+
+
+def test_installed_kernel_name_matches_the_notebooks():
+    # Jupyter rewrites a notebook's kernelspec to the installed kernel's on save: if the Makefile
+    # installed another display name, merely opening and saving a notebook would change the file.
+    import json
+
+    make = (ROOT / "Makefile").read_text()
+    installed = re.search(r'ipykernel install .*--name (\S+) --display-name "([^"]+)"', make)
+    assert installed, "the Makefile must install the course kernel with an explicit --name and --display-name"
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        spec = json.loads(nb.read_text())["metadata"]["kernelspec"]
+        assert (spec["name"], spec["display_name"]) == installed.groups(), (
+            f"{nb.name}: kernelspec {spec['name']!r}/{spec['display_name']!r} differs from the installed "
+            f"kernel {installed.group(1)!r}/{installed.group(2)!r} in the Makefile"
+        )

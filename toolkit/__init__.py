@@ -12,7 +12,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import config
-from .config import FAST, pick, seed_everything
+from .config import pick, seed_everything
 
 config.apply_threads()  # TOOLKIT_THREADS, or one thread in fast mode (see config.apply_threads)
 from .models import DEFAULT_ENCODER, DEFAULT_MODEL, Model, load_encoder, load_model
@@ -30,3 +30,11 @@ from .steering import mlp_activations, steer, steering_edit
 from .evaluate import ConceptJudge, alpha_sweep, auroc, best_f1_threshold, best_latent, f1_score, repetition_rate, summarize_sweep
 from .data import activation_cache_path, cache_activations, load_corpus
 from . import shortcuts
+
+
+def __getattr__(name: str):
+    # ``tk.FAST`` reads TOOLKIT_FAST when asked, like ``config.fast()``: one source of truth, no
+    # import-time snapshot that goes stale when a test or a notebook changes the environment.
+    if name == "FAST":
+        return config.fast()
+    raise AttributeError(f"module 'toolkit' has no attribute {name!r}")

@@ -49,10 +49,6 @@ def fast() -> bool:
     return _flag("TOOLKIT_FAST")
 
 
-#: Snapshot of :func:`fast` at import time, for notebooks (``tk.FAST``).
-FAST: bool = fast()
-
-
 def apply_threads() -> int:
     """Set torch's CPU thread count from ``TOOLKIT_THREADS``; returns the count in effect.
 
@@ -70,7 +66,7 @@ def apply_threads() -> int:
         if n < 1:
             raise ValueError(f"TOOLKIT_THREADS={n} must be at least 1")
         torch.set_num_threads(n)
-    elif FAST:
+    elif fast():
         torch.set_num_threads(1)
     return torch.get_num_threads()
 

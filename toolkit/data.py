@@ -343,7 +343,7 @@ def cache_activations(
     """
     import pandas as pd
     import torch
-    from tqdm.auto import tqdm
+    from .progress import progress_bar as tqdm
 
     from .tracing import get_activations
 

@@ -627,7 +627,7 @@ def moral_filtered_generate(model: Any, direction: MoralDirection, prompts: Sequ
     sequence stops at the end-of-sequence token. Returns the new text only.
     """
     import torch
-    from tqdm.auto import tqdm
+    from .progress import progress_bar as tqdm
 
     from .tracing import StepDecoder
 

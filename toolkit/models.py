@@ -326,7 +326,7 @@ def _convert_embedded(spec: EmbeddedModel, target: Path) -> None:
     # A GGUF-loaded model refuses save_pretrained; drop the quantization marker and save by hand.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.config.torch_dtype = "bfloat16"
+    model.config.dtype = "bfloat16"  # the same field; the old name logs a deprecation warning
     state = model.state_dict()
     if getattr(model.config, "tie_word_embeddings", False):
         state = {k: v for k, v in state.items() if k != "lm_head.weight"}  # tied to the embedding

@@ -630,7 +630,7 @@ def train_sae(
     gen = torch.Generator().manual_seed(int(random_state))
     warmup = min(warmup_steps, max(1, steps // 10))
 
-    from tqdm.auto import tqdm
+    from .progress import progress_bar as tqdm
 
     rows: list[dict[str, float]] = []
     window: dict[str, list[float]] = {}

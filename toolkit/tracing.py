@@ -17,7 +17,7 @@ import nnsight
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from .progress import progress_bar as tqdm
 
 from .models import SITES, Model
 from .validation import check_bool, check_choice, check_finite, check_int, check_number
