@@ -17,7 +17,8 @@ def _to_log() -> bool:
     try:
         from IPython import get_ipython
 
-        if get_ipython() is not None and "IPKernelApp" in get_ipython().config:
+        shell = get_ipython()
+        if shell is not None and "IPKernelApp" in shell.config:
             return False  # a notebook kernel: tqdm.auto draws a widget
     except ImportError:
         pass
