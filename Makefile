@@ -42,10 +42,12 @@ test-notebooks: venv
 # build/executed/, HTML renderings to build/html/, metrics to build/results/, the book to build/site/.
 curriculum: venv
 	mkdir -p build/executed build/html build/results
-	for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb"; \
+	@total=0; for nb in $(NOTEBOOKS); do \
+	  echo "== $$nb"; start=$$(date +%s); \
 	  env -u MPLBACKEND $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=$(NB_TIMEOUT) \
 	    --ExecutePreprocessor.kernel_name=python3 --output-dir build/executed "$$nb" || exit 1; \
+	  took=$$(( $$(date +%s) - start )); total=$$(( total + took )); \
+	  echo "== $$nb: $$(( took / 60 )) min $$(( took % 60 )) s (curriculum so far: $$(( total / 60 )) min $$(( total % 60 )) s)"; \
 	  $(BIN)/jupyter nbconvert --to html --output-dir build/html "build/executed/$$(basename $$nb)" || exit 1; \
 	done
 	@if [ -f scripts/build_site.py ]; then $(BIN)/python scripts/build_site.py; fi

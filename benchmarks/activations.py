@@ -75,7 +75,7 @@ def main() -> None:
           f"batch {args.batch_size}, {torch.get_num_threads()} threads")
 
     for layer in (model.n_layers // 2, model.n_layers - 1):
-        ours = tk.get_activations(model, texts, layer=layer, batch_size=args.batch_size, progress=False)
+        ours = tk.get_activations(model, texts, layer=layer, batch_size=args.batch_size, progress=False).rows
         ref = plain_activations(model, texts, layer, args.batch_size)
         assert ours.shape == ref.shape, (ours.shape, ref.shape)
         # Rows come back in text order from both paths; the values agree up to float noise.

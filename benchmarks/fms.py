@@ -2,7 +2,7 @@
 
 Both compute FMS@1 and FMS@5 (p=(1, 5), max_depth=8, 30% stratified held-out split) of one planted concept
 on 10,000 samples x 4,096 dense Gaussian latents (continuous values, so no two samples tie on a latent).
-The reference (``toolkit.fms.fms_reference``) fits one ``DecisionTreeClassifier`` per removal and per depth.
+The reference (``toolkit.monosemanticity.fms_reference``) fits one ``DecisionTreeClassifier`` per removal and per depth.
 Printed: the time of each, the ratio, and whether the accuracy curves agree.
 
 Run: ``.venv/bin/python benchmarks/fms.py`` (add ``--n 2000 --m 512`` for a quick run).
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from toolkit.fms import fms, fms_reference
+from toolkit.monosemanticity import fms, fms_reference
 
 
 def planted(n: int, m: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +43,7 @@ def main() -> None:
         return out, time.perf_counter() - w0, time.process_time() - c0
 
     ours, w_ours, c_ours = timed(fms)
-    print(f"toolkit.fms:        wall {w_ours:8.2f} s  cpu {c_ours:8.2f} s  "
+    print(f"tk.fms:             wall {w_ours:8.2f} s  cpu {c_ours:8.2f} s  "
           f"FMS@1={ours.score[1]:.4f} FMS@5={ours.score[5]:.4f}", flush=True)
     ref, w_ref, c_ref = timed(fms_reference)
     print(f"sklearn reference:  wall {w_ref:8.2f} s  cpu {c_ref:8.2f} s  "
@@ -63,7 +63,7 @@ def main() -> None:
           f"|FMS@5 diff| {abs(ours.score[5] - ref.score[5]):.5f}")
     if not same_depth:
         print("note: deep trees differ only where two latents split a small node equally well; scikit-learn "
-              "breaks such ties at random (random_state), toolkit.fms takes the lowest latent index")
+              "breaks such ties at random (random_state), tk.fms takes the lowest latent index")
 
 
 if __name__ == "__main__":

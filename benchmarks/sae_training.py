@@ -144,7 +144,7 @@ def main() -> None:
     saelens_py = ensure_saelens_venv()
     model = tk.load_model()
     texts = tk.load_corpus().shuffle(seed=0)["text"]
-    acts = tk.cache_activations(model, texts, args.layer, max_tokens=args.tokens)
+    acts = tk.cache_activations(model, texts, args.layer, max_tokens=args.tokens).rows  # [n_tokens, d_model]
     n_test = acts.shape[0] // 10
     train, test = acts[:-n_test].contiguous(), acts[-n_test:].contiguous()
     warmup = 50

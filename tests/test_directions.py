@@ -1,4 +1,5 @@
-"""Unit tests for toolkit/directions.py: generic direction helpers and MoralDirection."""
+"""Unit tests for toolkit/directions.py (linear algebra), toolkit/moral_direction.py (MoralDirection),
+toolkit/moral_data.py (the data/moral loaders) and filter_candidates (toolkit/decoding.py)."""
 from __future__ import annotations
 
 import zlib
@@ -8,16 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from toolkit.directions import (
-    MoralDirection,
-    load_moral_actions,
-    load_templates,
-    mean_difference,
-    orient_sign,
-    pca_direction,
-    project,
-    remove_direction,
-)
+import toolkit as tk
+from toolkit.decoding import filter_candidates
+from toolkit.directions import mean_difference, orient_sign, pca_direction, project, remove_direction
+from toolkit.moral_data import load_moral_actions, load_templates
+from toolkit.moral_direction import MoralDirection
 
 GOOD = {"help", "love", "smile", "thank", "comfort", "greet", "hug", "share", "people", "friends"}
 BAD = {"kill", "murder", "torture", "steal", "harm", "rob", "lie", "cheat"}
@@ -100,7 +96,7 @@ def test_zero_direction_is_refused():
 
 def test_sign_convention_and_scaling():
     enc = ToyEncoder()
-    md = MoralDirection.fit(enc, actions=TOY_ACTIONS, templates=["Should I {}?", "May I {}?"])
+    md = MoralDirection(enc).fit(actions=TOY_ACTIONS, templates=["Should I {}?", "May I {}?"])
     assert md.sign_ in (1, -1)
     assert md.direction_[0] > 0.9  # oriented towards the good-words axis
     s = md.score(list(TOY_ACTIONS))
@@ -108,50 +104,65 @@ def test_sign_convention_and_scaling():
     assert (s[labels > 0] > 0).all() and (s[labels < 0] < 0).all()
     assert np.isclose(np.abs(md.train_scores_).max(), 1.0)  # scaled by the largest |PC1|
     # flipping every label flips the orientation, not the axis
-    flipped = MoralDirection.fit(enc, actions={a: -v for a, v in TOY_ACTIONS.items()},
-                                 templates=["Should I {}?", "May I {}?"])
+    flipped = MoralDirection(enc).fit(actions={a: -v for a, v in TOY_ACTIONS.items()},
+                                      templates=["Should I {}?", "May I {}?"])
     assert flipped.sign_ == -md.sign_
     assert np.allclose(flipped.score(["help people"]), -md.score(["help people"]))
     # unlabeled actions: the anchor rule gives the same orientation as the labels
-    unlabeled = MoralDirection.fit(enc, actions=list(TOY_ACTIONS), templates=["Should I {}?", "May I {}?"])
+    unlabeled = MoralDirection(enc).fit(actions=list(TOY_ACTIONS), templates=["Should I {}?", "May I {}?"])
     assert np.allclose(unlabeled.score(["help people", "kill people"]), md.score(["help people", "kill people"]))
 
 
-def test_fit_works_on_class_and_instance_and_returns_self():
+def test_fit_returns_self_and_refits_from_scratch():
     enc = ToyEncoder()
-    inst = MoralDirection(n_components=3)
-    assert inst.fit(enc, actions=TOY_ACTIONS) is inst
+    inst = MoralDirection(enc, n_components=3)
+    assert inst.fit(actions=TOY_ACTIONS) is inst
     assert inst.components_.shape == (3, enc.dim) and inst.explained_variance_ratio_.shape == (3,)
-    assert isinstance(MoralDirection.fit(enc, actions=TOY_ACTIONS), MoralDirection)
+    assert inst.encoder_ is enc and inst.pooling_ == "sentence"  # a sentence encoder takes no spans
+    X = inst.embed(list(TOY_ACTIONS))
+    assert inst.fit_embeddings(X, list(TOY_ACTIONS.values())) is inst and inst.encoder_ is None
+    assert inst.fit(actions=TOY_ACTIONS).encoder_ is enc
+
+
+def test_the_estimator_pca_is_pca_direction():
+    enc = ToyEncoder()
+    md = MoralDirection(enc).fit(actions=TOY_ACTIONS, templates=["Should I {}?"])
+    X = md.embed(list(TOY_ACTIONS))
+    y = np.array(list(TOY_ACTIONS.values()))
+    d = pca_direction(X, n_components=5, X_pos=X[y > 0], X_neg=X[y < 0])
+    assert np.allclose(md.direction_, d) and np.allclose(md.direction_, md.sign_ * md.components_[0])
+    with pytest.raises(ValueError, match="both X_pos and X_neg"):
+        pca_direction(X, X_pos=X[y > 0])
 
 
 def test_errors_are_clear():
     enc = ToyEncoder()
     with pytest.raises(ValueError, match="empty"):
-        MoralDirection.fit(enc, actions=[])
+        MoralDirection(enc).fit(actions=[])
     with pytest.raises(ValueError, match="empty"):
-        MoralDirection.fit(enc, actions=TOY_ACTIONS, templates=[])
+        MoralDirection(enc).fit(actions=TOY_ACTIONS, templates=[])
     with pytest.raises(ValueError, match="slot"):
-        MoralDirection.fit(enc, actions=TOY_ACTIONS, templates=["Should I?"])
+        MoralDirection(enc).fit(actions=TOY_ACTIONS, templates=["Should I?"])
     with pytest.raises(ValueError, match=r"\+1"):
-        MoralDirection.fit(enc, actions={"help": 1, "kill": 0.5})
-    with pytest.raises(TypeError, match="sentence encoder"):
-        MoralDirection.fit(object(), actions=TOY_ACTIONS)
-    with pytest.raises(ValueError, match="only to a language model"):
-        MoralDirection.fit(enc, actions=TOY_ACTIONS, layer=3)
-    md = MoralDirection.fit(enc, actions=TOY_ACTIONS)
+        MoralDirection(enc).fit(actions={"help": 1, "kill": 0.5})
+    with pytest.raises(TypeError, match="encoder"):
+        MoralDirection(object())
+    with pytest.raises(ValueError, match="n_components"):
+        MoralDirection(enc, n_components=0)
+    md = MoralDirection(enc).fit(actions=TOY_ACTIONS)
     with pytest.raises(ValueError, match="empty"):
         md.score([])
     with pytest.raises(ValueError, match="empty string"):
         md.score(["help", "  "])
     with pytest.raises(ValueError, match="16-d"):
         md.score_embeddings(np.zeros((2, 8)))
-    with pytest.raises(ValueError, match="fitted with 'toy'"):
-        md.score(["help"], ToyEncoder(dim=16, name="other"))
-    with pytest.raises(ValueError, match="16-d"):
-        md.score(["help"], ToyEncoder(dim=8))  # same name, different width
-    with pytest.raises(TypeError, match="sentence encoder"):
-        md.score(["help"], "not an encoder")
+    # encoders are compared by what they compute: another name for the same function is accepted,
+    # the same name for another function is refused
+    assert np.array_equal(md.score(["help"], encoder=ToyEncoder(dim=16, name="other")), md.score(["help"]))
+    with pytest.raises(ValueError, match="fitted with .*'toy'.* computes different embeddings"):
+        md.score(["help"], encoder=ToyEncoder(dim=8))  # same name, different width
+    with pytest.raises(TypeError, match="encoder"):
+        md.score(["help"], encoder="not an encoder")
     with pytest.raises(RuntimeError, match="not fitted"):
         MoralDirection().score(["help"])
 
@@ -161,7 +172,7 @@ def test_errors_are_clear():
 @pytest.fixture(scope="module")
 def md_real(encoder):
     # Default action set; two of the ten templates keep the test quick.
-    return MoralDirection.fit(encoder, templates=load_templates()[:2])
+    return MoralDirection(encoder).fit(templates=load_templates()[:2])
 
 
 def test_real_encoder_obvious_orderings(md_real):
@@ -171,7 +182,7 @@ def test_real_encoder_obvious_orderings(md_real):
 
 
 def test_real_encoder_determinism(encoder, md_real):
-    again = MoralDirection.fit(encoder, templates=load_templates()[:2])
+    again = MoralDirection(encoder).fit(templates=load_templates()[:2])
     assert again.sign_ == md_real.sign_
     assert np.array_equal(again.components_, md_real.components_)
     phrases = ["eat vegetables", "lie to my friend"]
@@ -180,7 +191,13 @@ def test_real_encoder_determinism(encoder, md_real):
 
 def test_real_encoder_mismatch_refused(md_real):
     with pytest.raises(ValueError, match="fitted with"):
-        md_real.score(["help people"], ToyEncoder(dim=384, name="another-encoder"))
+        md_real.score(["help people"], encoder=ToyEncoder(dim=384, name="another-encoder"))
+
+
+def test_one_line_default_path(md_real):
+    # MoralDirection() with no encoder uses tk.load_encoder(), the notebook's common case
+    md = tk.MoralDirection().fit(templates=load_templates()[:2])
+    assert np.array_equal(md.components_, md_real.components_) and md.encoder_ is md_real.encoder_
 
 
 def test_moral_data_is_well_formed():
@@ -195,8 +212,6 @@ def test_moral_data_is_well_formed():
 
 
 def test_filter_candidates_keeps_best_when_all_fail():
-    from toolkit.directions import filter_candidates
-
     assert filter_candidates([0.9, -0.2, 0.4], 0.0, 1).tolist() == [0, 2]
     assert filter_candidates([-0.9, -0.2, -0.4], 0.5, 2).tolist() == [1, 2]  # the two best, in rank order
     assert filter_candidates([-0.9, -0.2, -0.4], 0.5, 5).tolist() == [0, 1, 2]
@@ -206,7 +221,7 @@ def test_filter_candidates_keeps_best_when_all_fail():
 
 def test_fit_embeddings_matches_fit():
     enc = ToyEncoder()
-    md = MoralDirection.fit(enc, actions=TOY_ACTIONS, templates=["Should I {}?"])
+    md = MoralDirection(enc).fit(actions=TOY_ACTIONS, templates=["Should I {}?"])
     X = md.embed(list(TOY_ACTIONS))
     md2 = MoralDirection().fit_embeddings(X, list(TOY_ACTIONS.values()))
     assert np.allclose(md2.score_embeddings(X), md.train_scores_)
@@ -216,14 +231,14 @@ def test_fit_embeddings_matches_fit():
 
 def test_fit_on_language_model(model):
     actions = {"help people": 1, "comfort a friend": 1, "smile": 1, "kill people": -1, "torture": -1, "steal": -1}
-    md = MoralDirection.fit(model, actions=actions, templates=["Should I {}?"], layer=2)
-    assert md.layer_ == 2 and md.backend_ == "model" and md.n_features_in_ == model.d_model
+    md = MoralDirection(tk.ResidualEncoder(model, layer=2)).fit(actions=actions, templates=["Should I {}?"])
+    assert md.encoder_.layer == 2 and md.pooling_ == "action" and md.n_features_in_ == model.d_model
     s = md.score(list(actions))
     assert s[:3].mean() > s[3:].mean()  # the sign rule holds on the fitted actions
     assert np.array_equal(s, md.score(list(actions)))
-    assert MoralDirection.default_layer(model) == model.n_layers // 2
-    with pytest.raises(ValueError, match="fitted on a model"):
-        md.score(["help"], ToyEncoder())  # an encoder cannot score a model-fitted direction
+    assert tk.ResidualEncoder.default_layer(model) == model.n_layers // 2
+    with pytest.raises(ValueError, match="fitted with ResidualEncoder"):
+        md.score(["help"], encoder=ToyEncoder())  # a sentence encoder cannot score a model-fitted direction
 
 
 def test_mean_difference_standardize_is_diagonal_lda():
@@ -245,14 +260,20 @@ def test_mean_difference_standardize_is_diagonal_lda():
 def test_action_pooling_reads_only_the_action_tokens(model):
     import toolkit as tk
 
-    md = MoralDirection()  # pooling="action" is the default
-    md.layer_ = 4  # embed before fit reads the layer chosen in fit; set it as fit would
-    X = md.embed(["kill people"], model, templates=["Should I {}?"])
+    md = MoralDirection(tk.ResidualEncoder(model, layer=4))  # pooling="action" is the default
+    X = md.embed(["kill people"], templates=["Should I {}?"])  # embed works before fit
     want = tk.get_activations(model, ["Should I kill people?"], layer=4, reduce="mean", spans=[(9, 20)])
     assert np.allclose(X, want.numpy(), atol=1e-5)
-    layers = md.embed_layers(["kill people", "smile"], model, [2, 4], templates=["Should I {}?", "May I {}?"])
+    layers = md.embed_layers(["kill people", "smile"], [2, 4], templates=["Should I {}?", "May I {}?"])
     assert layers[2].shape == (2, model.d_model) and set(layers) == {2, 4}
-    one = md.embed(["kill people", "smile"], model, templates=["Should I {}?", "May I {}?"])
+    one = md.embed(["kill people", "smile"], templates=["Should I {}?", "May I {}?"])
     assert np.allclose(layers[4], one, atol=1e-4)
+    # pooling="sentence" reads the whole question, as the encoder pools it
+    whole = MoralDirection(tk.ResidualEncoder(model, layer=4), pooling="sentence").embed(["kill people"],
+                                                                                          ["Should I {}?"])
+    want = tk.get_activations(model, ["Should I kill people?"], layer=4, reduce="mean")
+    assert np.allclose(whole, want.numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="pooling"):
         MoralDirection(pooling="first")
+    with pytest.raises(TypeError, match="encode_layers"):
+        MoralDirection(ToyEncoder()).embed_layers(["smile"], [2])

@@ -83,6 +83,20 @@ def test_judge_fits_scores_and_reports_accuracy():
         ConceptJudge(encoder=WordEncoder()).fit(["a", "b"], [1, 1])
     with pytest.raises(TypeError, match="single string"):
         judge.score("thou")
+    assert judge.score([]).shape == (0,)
+    assert isinstance(judge.encoder_, WordEncoder)  # fitted attribute: the encoder score embeds with
+    with pytest.raises(TypeError, match="encoder"):
+        ConceptJudge(encoder="all-MiniLM-L6-v2")
+    with pytest.raises(ValueError, match="C must be"):
+        ConceptJudge(encoder=WordEncoder(), C=0).fit(train, y)
+
+
+def test_judge_default_encoder_is_the_sentence_encoder(encoder):
+    texts = ["I love this, thank you so much", "what a wonderful day",
+             "I hate you, get lost", "this is awful garbage"] * 3
+    judge = ConceptJudge(random_state=0).fit(texts, [1, 1, 0, 0] * 3)
+    assert judge.encoder is None and judge.encoder_ is encoder  # the constructor argument is left as given
+    assert judge.score(["thank you, lovely"])[0] > 0.5
 
 
 def test_alpha_sweep_is_tidy():

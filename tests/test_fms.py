@@ -1,6 +1,6 @@
-"""Tests for toolkit.fms: known answers on planted latents, agreement with the scikit-learn oracle, errors.
+"""Tests for tk.fms (toolkit/monosemanticity.py): known answers on planted latents, agreement with the scikit-learn oracle, errors.
 
-The oracle is ``toolkit.fms.fms_reference``: the same definition written with one plain
+The oracle is ``toolkit.monosemanticity.fms_reference``: the same definition written with one plain
 ``sklearn.tree.DecisionTreeClassifier`` per tree (refit after every removal, one tree per depth).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from toolkit.fms import FMSResult, fms, fms_reference, fms_report
+from toolkit.monosemanticity import FMSResult, fms, fms_reference, fms_report
 
 N, M = 1500, 32
 
@@ -96,7 +96,7 @@ def test_agrees_with_sklearn_oracle(seed):
     # Continuous random latents (no value ties), varied sizes and noise. Depth <= 2 keeps every node large
     # (hundreds of samples) so no two latents split it equally well. Deeper, small nodes often have such
     # ties (e.g. several latents each isolate the same lone positive sample); scikit-learn breaks them at
-    # random and toolkit.fms takes the lowest index, so deep trees are compared on one latent below.
+    # random and tk.fms takes the lowest index, so deep trees are compared on one latent below.
     rng = np.random.default_rng(100 + seed)
     n, m = int(rng.integers(400, 1500)), int(rng.integers(6, 40))
     X = rng.standard_normal((n, m))
@@ -206,3 +206,33 @@ def test_report_errors_name_the_concept():
         fms_report(X, {"ok": y, "bad": np.zeros(N)})
     with pytest.raises(ValueError, match=r"no entry for concepts \['b'\]"):
         fms_report({"a": X}, {"a": y, "b": y})
+
+
+def test_fms_attribute_is_the_function_and_the_module_has_its_own_name():
+    # `from .monosemanticity import fms` in toolkit/__init__.py: with a module named fms, that line made
+    # `toolkit.fms` the function while `import toolkit.fms` still meant the module.
+    import importlib
+    import importlib.util
+
+    import toolkit
+    import toolkit.monosemanticity as module
+
+    assert toolkit.fms is module.fms and callable(toolkit.fms)
+    for name in ("fms", "fms_report", "FMSResult", "FMSWarning", "fms_reference"):
+        assert hasattr(module, name), name
+    assert toolkit.fms_report is module.fms_report and toolkit.FMSResult is module.FMSResult
+    assert toolkit.FMSWarning is module.FMSWarning
+    assert importlib.util.find_spec("toolkit.fms") is None  # no module left for the name to shadow
+    assert importlib.import_module("toolkit.monosemanticity") is module
+
+
+def test_torch_and_bfloat16_inputs_score_like_numpy():
+    # The converter is the shared as_numpy: tensors (bfloat16 widened to float32) give numpy's answer.
+    rng, X = noise(400, 6, seed=5)
+    y = (X[:, 2] > 0).astype(int)
+    ref = fms(X.astype(np.float32), y)
+    assert fms(torch.from_numpy(X).float(), torch.from_numpy(y)).score == ref.score
+    Xb = torch.from_numpy(X).to(torch.bfloat16)
+    assert fms(Xb, y).score == fms(Xb.float().numpy(), y).score
+    with pytest.raises(TypeError, match="latents must be a numpy array or torch tensor"):
+        fms([[0.0, 1.0], [2.0]], y[:2])  # a ragged list is no array

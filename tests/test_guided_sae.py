@@ -7,7 +7,8 @@ import torch
 
 import toolkit as tk
 from toolkit.evaluate import auroc
-from toolkit.sae import SCAR, GuidedSAE, SparseAutoencoder, train_sae
+from toolkit.sae import SCAR, GuidedSAE, SparseAutoencoder
+from toolkit.sae_training import train_sae
 
 D, N_LAT, K = 32, 64, 6
 
@@ -72,7 +73,7 @@ def test_code_is_sigmoid_topk_and_reconstructs(gsae, data):
         x_hat = gsae.decode(f)
     assert ((f > 0).sum(dim=1) == K).all()
     assert float(f.max()) <= 1.0 and float(f.min()) >= 0.0
-    assert float(tk.sae.fvu(x_te, x_hat)) < 0.5  # far better than the mean (FVU 1)
+    assert float(tk.fvu(x_te, x_hat)) < 0.5  # far better than the mean (FVU 1)
     assert torch.allclose(gsae(x_te), x_hat)
 
 
@@ -180,3 +181,22 @@ def test_scar_detects_and_steers(data, tmp_path):
     assert isinstance(SparseAutoencoder.load(tmp_path / "s"), SCAR)
     with pytest.raises(IndexError):
         scar.steer_reconstruct(x_te, N_LAT, 1.0)
+
+
+def test_decoder_constraint_is_declared_not_patched(gsae, data):
+    """G-SAE trains a free decoder scale, SCAR unit-norm rows; both through TopK's one code path."""
+    x, y, _, _ = data
+    assert not GuidedSAE.unit_norm_decoder and SCAR.unit_norm_decoder and tk.TopKSAE.unit_norm_decoder
+    for cls in (GuidedSAE, SCAR):  # the top-k selection is TopK's, not a copy
+        assert cls.topk_code is tk.TopKSAE.topk_code
+    assert not torch.allclose(gsae.W_dec.norm(dim=1), torch.ones(N_LAT), atol=1e-3)
+    torch.manual_seed(0)
+    scar = SCAR(D, N_LAT, k=K)
+    train_sae(scar, x, labels=y, steps=20, batch_size=256, progress=False, random_state=0)
+    assert torch.allclose(scar.W_dec.norm(dim=1), torch.ones(N_LAT), atol=1e-5)
+    with torch.no_grad():  # SCAR's code: ReLU(h_0) outside the race, then TopK-ReLU of the rest
+        pre = scar.pre_acts(x[:50])
+        f = scar.code(pre)
+    assert torch.equal(f[:, 0], torch.relu(pre[:, 0]))
+    assert torch.equal(f[:, 1:], tk.TopKSAE.topk_code(scar, pre[:, 1:], K))
+    assert "_TopKCode" not in SparseAutoencoder._registry  # a building block, not a checkpoint kind

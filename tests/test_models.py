@@ -65,7 +65,7 @@ def test_residual_stream_access_is_architecture_neutral(tmp_path, model, family)
     with torch.no_grad():
         ref = hf(**small.tokenizer(text, return_tensors="pt"), output_hidden_states=True).hidden_states[2][0]
     keep = slice(1, None) if small.adds_bos else slice(None)
-    torch.testing.assert_close(acts, ref[keep], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(acts.rows, ref[keep], atol=1e-4, rtol=1e-4)
 
 
 def test_unknown_model_offline_fails_fast_and_names_the_default(monkeypatch):

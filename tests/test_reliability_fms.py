@@ -1,6 +1,6 @@
 """tk.fms on degenerate inputs: refuse what cannot be scored, warn where the 0.5 chance floor is wrong.
 
-Each test here failed on the earlier toolkit.fms, which scored constant latents at 0.283 with
+Each test here failed on the earlier tk.fms, which scored constant latents at 0.283 with
 best_latent=-1, scored 5 random samples at 1.0 and said nothing about imbalanced classes.
 """
 from __future__ import annotations
@@ -11,11 +11,11 @@ import warnings
 import numpy as np
 import pytest
 
-from toolkit.fms import fms, fms_reference, fms_report
+from toolkit.monosemanticity import fms, fms_reference, fms_report
 
 # FMSWarning is read when a test runs (not imported at the top) so that each test can also be run, and
-# seen failing one by one, against a toolkit.fms that predates it.
-fms_module = importlib.import_module("toolkit.fms")  # `toolkit.fms` the attribute is the function
+# seen failing one by one, against a tk.fms that predates it.
+fms_module = importlib.import_module("toolkit.monosemanticity")  # `toolkit.fms` is the function, not the module
 MIN_HELD_OUT = 20  # the minimum the docstring of tk.fms states and justifies
 
 

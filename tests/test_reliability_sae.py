@@ -6,13 +6,14 @@ import json
 import struct
 from types import SimpleNamespace
 
-import pandas as pd
 import pytest
 import torch
 
 import toolkit as tk
+import toolkit.data
 import toolkit.tracing
 from toolkit import integrity
+from toolkit.activations import Activations
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -300,6 +301,7 @@ class _FakeModel:
     """Just enough of tk.Model for cache_activations; get_activations is replaced below."""
     name = "fake/model"
     d_model = 4
+    n_layers = 4
     adds_bos = False
     tokenizer = _Tokenizer()
 
@@ -311,15 +313,16 @@ class _FakeModel:
 def fake_acts(monkeypatch):
     calls = []
 
-    def get_activations(model, texts, layer, batch_size=16, return_index=False, progress=True):
+    def get_activations(model, texts, layer, batch_size=16, site="resid", progress=True):
         calls.append(list(texts))
         rows, index = [], []
         for t_id, text in enumerate(texts):
             for pos, word in enumerate(text.split()):
                 rows.append([float(len(word)), float(pos), float(layer), float(t_id)])
                 index.append((t_id, pos, len(word)))
-        df = pd.DataFrame(index, columns=["text_id", "position", "token_id"])
-        return torch.tensor(rows), df
+        text_id, position, token_id = (list(col) for col in zip(*index))
+        return Activations.from_rows(torch.tensor(rows), text_id, position, token_id, len(texts),
+                                     tokenizer=model.tokenizer)
 
     monkeypatch.setattr(toolkit.tracing, "get_activations", get_activations)
     return calls
@@ -339,13 +342,15 @@ def test_damaged_activation_cache_is_rebuilt(tmp_path, fake_acts, capsys, damage
     assert len(fake_acts) == 1
     (path,) = tmp_path.rglob("*.safetensors")
     damage(path)
+    toolkit.data._MEMORY.clear()  # a new session: the file is all there is
     capsys.readouterr()
     again = tk.cache_activations(model, TEXTS, 1, cache_dir=tmp_path, progress=False)
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and why in out[0] and "recomputing" in out[0] and path.name in out[0]
-    assert len(fake_acts) == 2 and torch.equal(again, first)  # recomputed, not read
+    assert len(fake_acts) == 2 and torch.equal(again.rows, first.rows)  # recomputed, not read
+    toolkit.data._MEMORY.clear()
     third = tk.cache_activations(model, TEXTS, 1, cache_dir=tmp_path, progress=False)  # the rebuilt file is sound
-    assert len(fake_acts) == 2 and torch.equal(third, first) and capsys.readouterr().out == ""
+    assert len(fake_acts) == 2 and torch.equal(third.rows, first.rows) and capsys.readouterr().out == ""
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary files left behind
 
 
@@ -361,6 +366,6 @@ def test_activation_cache_without_checksums_is_stale(tmp_path, fake_acts, capsys
                "position": torch.ones(n, dtype=torch.int64), "token_id": torch.ones(n, dtype=torch.int64)},
               str(path), metadata={"model": model.name})
     acts = tk.cache_activations(model, TEXTS, 1, cache_dir=tmp_path, progress=False)
-    assert len(fake_acts) == 1 and not torch.all(acts == 7.0)
+    assert len(fake_acts) == 1 and not torch.all(acts.rows == 7.0)
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "no checksums" in out and "recomputing" in out

@@ -13,7 +13,7 @@ import torch
 
 import toolkit as tk
 from toolkit.steering import steering_edit
-from toolkit.tracing import StepDecoder
+from toolkit.decoding import StepDecoder
 
 PROMPT = ["Name a colour."]
 TEXTS = ["The cat sat on the mat.", "A zebra runs across the plain.", "Hello there."]
@@ -98,7 +98,7 @@ def test_get_activations_names_the_layer_and_text_with_non_finite_values(model):
         with pytest.raises(ValueError, match=r"the resid activations of texts\[1\] at layer 3 has \d+ non-finite value\(s\) \(NaN\)"):
             tk.get_activations(model, TEXTS, layer=3, batch_size=2)
         ok = tk.get_activations(model, [TEXTS[0], TEXTS[2]], layer=3)  # other texts are unaffected
-    assert torch.isfinite(ok).all()
+    assert torch.isfinite(ok.rows).all()
 
 
 # --------------------------------------------------------------------------- 3. argument checks

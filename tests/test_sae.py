@@ -1,4 +1,5 @@
-"""Unit tests for toolkit/sae.py and the corpus/activation-cache parts of toolkit/data.py."""
+"""Unit tests for the SAE modules (toolkit/sae.py, sae_training.py, sae_metrics.py, saelens.py) and the
+corpus/activation-cache parts of toolkit/data.py."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import pytest
 import torch
 
 import toolkit as tk
-from toolkit import sae as S
 
 
 def planted(n: int = 6000, d: int = 24, m: int = 48, k: int = 3, seed: int = 0):
@@ -104,6 +104,22 @@ def test_fvu_definition():
     assert float(tk.fvu(x, torch.zeros_like(x))) > 1.0 - 1e-6
     with pytest.raises(ValueError, match="shape"):
         tk.fvu(x, x[:, :4])
+
+
+def test_sae_verbs_take_an_activations_result():
+    """train_sae, sae_metrics and initialize read a tk.Activations as its rows: the same numbers as the tensor."""
+    from toolkit.activations import Activations
+
+    x, _ = planted(n=400, d=8, m=16, k=2)
+    acts = Activations.from_rows(x, [i // 10 for i in range(400)], [i % 10 for i in range(400)], [0] * 400, 40)
+    saes = []
+    for data in (acts, acts.rows):
+        torch.manual_seed(0)
+        sae = tk.TopKSAE(8, 16, k=2)
+        saes.append((sae, tk.train_sae(sae, data, steps=5, batch_size=64, progress=False, log_every=1)))
+    (a, hist_a), (b, hist_b) = saes
+    assert hist_a.equals(hist_b) and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert tk.sae_metrics(a, acts) == tk.sae_metrics(a, acts.rows)
 
 
 def test_auxk_gives_dead_latents_gradient():
@@ -278,19 +294,19 @@ def model():
 def test_cache_activations_bounded_and_reused(model, tmp_path):
     texts = ["The cat sat on the mat and looked at the door.", "In the beginning was the word.",
              "Python lists are mutable sequences.", "A fourth text that the budget never reaches."]
-    acts, index = tk.cache_activations(model, texts, 2, max_tokens=15, cache_dir=tmp_path,
-                                       return_index=True, chunk_texts=1, progress=False)
+    acts = tk.cache_activations(model, texts, 2, max_tokens=15, cache_dir=tmp_path, chunk_texts=1, progress=False)
     assert acts.shape == (15, model.d_model)
-    assert (index["position"] > 0).all()  # position 0 (attention sink / BOS) is never cached
-    assert index["text_id"].max() <= 1  # the budget ran out inside text 1: later texts never ran
-    ref, ref_index = tk.get_activations(model, texts[:2], layer=2, return_index=True)
-    keep = torch.as_tensor(ref_index["position"].to_numpy() > 0)
-    assert torch.allclose(acts, ref[keep][:15], atol=1e-4)
+    assert (acts.position > 0).all() and not acts.sink.any()  # position 0 (attention sink / BOS) is never cached
+    assert acts.text_id.max() <= 1  # the budget ran out inside text 1: later texts never ran
+    ref = tk.get_activations(model, texts[:2], layer=2)
+    # the cached rows are the model's non-sink rows, in order (at layer 2 SmolLM2 has massive-norm tokens
+    # besides position 0, so this is not the same as dropping position 0)
+    assert torch.allclose(acts.rows, ref.without_sinks().rows[:15], atol=1e-4)
     files = list(tmp_path.rglob("*.safetensors"))
-    assert len(files) == 1 and "layer02" in files[0].name
+    assert len(files) == 1 and "resid02" in files[0].name  # site and layer name the file
     stamp = files[0].stat().st_mtime_ns
     again = tk.cache_activations(model, texts, 2, max_tokens=15, cache_dir=tmp_path, progress=False)
-    assert torch.equal(again, acts) and files[0].stat().st_mtime_ns == stamp  # read back, not recomputed
+    assert torch.equal(again.rows, acts.rows) and files[0].stat().st_mtime_ns == stamp  # read back, not recomputed
     other = tk.cache_activations(model, texts[:1], 2, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.rglob("*.safetensors"))) == 2 and other.shape[0] < 15
 
@@ -317,7 +333,9 @@ def test_ce_loss_recovered_exact_and_shared_baselines(model):
     assert both["crude"]["ce_zero"] == both["perfect"]["ce_zero"]  # one shared baseline pass
     single = tk.ce_loss_recovered(model, crude, texts, layer, mean_act=mean_act)
     assert single == pytest.approx(both["crude"])
-    with pytest.raises(ValueError, match="out of range"):
+    # layers are checked as get_activations checks them: negatives count from the end
+    assert tk.ce_loss_recovered(model, crude, texts, layer - model.n_layers, mean_act=mean_act) == pytest.approx(single)
+    with pytest.raises(IndexError, match=rf"0\.\.{model.n_layers - 1}"):
         tk.ce_loss_recovered(model, crude, texts, model.n_layers)
     with pytest.raises(TypeError, match="not a toolkit SparseAutoencoder"):
         tk.ce_loss_recovered(model, {"bad": torch.nn.Linear(2, 2)}, texts, layer)

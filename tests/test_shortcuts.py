@@ -1,4 +1,7 @@
-"""Unit tests for toolkit.shortcuts: Decoy Digits, the RRR loss, saliency, the taxonomy, the probe helpers."""
+"""Unit tests for toolkit/shortcuts.py (Decoy Digits, the RRR loss, attribution) and the data of notebook 01.
+
+Everything is reached as ``tk.X``, the way notebook 01 reaches it.
+"""
 from __future__ import annotations
 
 import math
@@ -8,14 +11,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from toolkit import shortcuts as sc
-from toolkit.directions import remove_direction
+import toolkit as tk
+from toolkit import shortcuts
 
 
 # ---------------------------------------------------------------- Decoy Digits
 def test_decoy_shapes_labels_and_masks():
-    tr = sc.make_decoy_digits("train", "label")
-    te = sc.make_decoy_digits("test", "random", random_state=1)
+    tr = tk.make_decoy_digits("train", "label")
+    te = tk.make_decoy_digits("test", "random", random_state=1)
     assert len(tr) + len(te) == 1797
     assert tr.X.shape == (len(tr), 12, 12) and tr.X.dtype == np.float32
     assert tr.mask.shape == tr.X.shape and tr.mask.dtype == bool
@@ -36,8 +39,8 @@ def test_decoy_shapes_labels_and_masks():
 
 
 def test_decoy_splits_are_disjoint_and_clean_has_no_patch():
-    clean_tr = sc.make_decoy_digits("train", "none")
-    clean_te = sc.make_decoy_digits("test", "none")
+    clean_tr = tk.make_decoy_digits("train", "none")
+    clean_te = tk.make_decoy_digits("test", "none")
     assert not clean_tr.mask.any() and (clean_tr.decoy_label == -1).all()
     # The 2-pixel border of a clean image is black.
     assert clean_tr.X[:, :2, :].max() == 0 and clean_tr.X[:, :, -2:].max() == 0
@@ -49,16 +52,16 @@ def test_decoy_splits_are_disjoint_and_clean_has_no_patch():
 
 def test_add_decoy_does_not_modify_input_and_validates():
     imgs = np.zeros((3, 6, 6), dtype=np.float32)
-    out, mask = sc.add_decoy(imgs, np.array([0, 5, 9]), np.array([0, 1, 3]), patch_size=2)
+    out, mask = tk.add_decoy(imgs, np.array([0, 5, 9]), np.array([0, 1, 3]), patch_size=2)
     assert imgs.sum() == 0
     assert out[0, 0, 0] == pytest.approx(1.0) and out[1, 0, 5] == pytest.approx(0.5)
     assert out[2, 5, 5] == pytest.approx(0.1) and mask[2, 4:, 4:].all() and mask[2].sum() == 4
     with pytest.raises(ValueError, match="corners"):
-        sc.add_decoy(imgs, np.array([0, 1, 2]), np.array([0, 1, 4]))
+        tk.add_decoy(imgs, np.array([0, 1, 2]), np.array([0, 1, 4]))
     with pytest.raises(ValueError, match="0..9"):
-        sc.add_decoy(imgs, np.array([0, 1, 10]), np.array([0, 1, 2]))
+        tk.add_decoy(imgs, np.array([0, 1, 10]), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="decoy must be"):
-        sc.make_decoy_digits("train", "swapped")
+        tk.make_decoy_digits("train", "swapped")
 
 
 # ---------------------------------------------------------------- RRR loss
@@ -83,63 +86,74 @@ def test_rrr_loss_matches_hand_computed_case():
     x = torch.tensor([[math.log(3) / 2, 0.0]])
     y = torch.tensor([0])
     mask = torch.tensor([[1.0, 0.0]])
-    assert sc.rrr_penalty(model, x, mask).item() == pytest.approx(1.0, rel=1e-5)
-    assert sc.rrr_loss(model, x, y, mask, lam=0.5).item() == pytest.approx(-math.log(0.75) + 0.5, rel=1e-5)
+    assert tk.rrr_penalty(model, x, mask).item() == pytest.approx(1.0, rel=1e-5)
+    assert tk.rrr_loss(model, x, y, mask, lam=0.5).item() == pytest.approx(-math.log(0.75) + 0.5, rel=1e-5)
     # The other coordinate alone: (-2)^2 = 4; both: 5. Batches average over examples.
-    assert sc.rrr_penalty(model, x, torch.tensor([[0.0, 1.0]])).item() == pytest.approx(4.0, rel=1e-5)
+    assert tk.rrr_penalty(model, x, torch.tensor([[0.0, 1.0]])).item() == pytest.approx(4.0, rel=1e-5)
     xb = torch.cat([x, torch.zeros(1, 2)])  # at x = 0 the gradient is 0 (sigmoid(0) = 1/2)
     mb = torch.ones(2, 2)
-    assert sc.rrr_penalty(model, xb, mb).item() == pytest.approx(5.0 / 2, rel=1e-5)
+    assert tk.rrr_penalty(model, xb, mb).item() == pytest.approx(5.0 / 2, rel=1e-5)
     # lam = 0 is plain cross-entropy.
-    assert sc.rrr_loss(model, x, y, mask, lam=0.0).item() == pytest.approx(-math.log(0.75), rel=1e-5)
+    assert tk.rrr_loss(model, x, y, mask, lam=0.0).item() == pytest.approx(-math.log(0.75), rel=1e-5)
 
 
 def test_rrr_penalty_is_differentiable_and_validates():
     model = _Linear2([2.0, 4.0])
     x = torch.tensor([[math.log(3) / 2, 0.0]])
-    pen = sc.rrr_penalty(model, x, torch.tensor([[1.0, 0.0]]))
+    pen = tk.rrr_penalty(model, x, torch.tensor([[1.0, 0.0]]))
     pen.backward()
     # d/dw1 of ((1 - 2 s(z)) w1)^2 is nonzero here; a detached penalty would leave grad None.
     assert model.w.grad is not None and model.w.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="mask shape"):
-        sc.rrr_penalty(model, x, torch.ones(1, 3))
+        tk.rrr_penalty(model, x, torch.ones(1, 3))
     with pytest.raises(ValueError, match="lam"):
-        sc.rrr_loss(model, x, torch.tensor([0]), torch.ones(1, 2), lam=-1.0)
+        tk.rrr_loss(model, x, torch.tensor([0]), torch.ones(1, 2), lam=-1.0)
 
 
 def test_input_gradients_and_saliency_mass():
     model = _Linear2([2.0, 4.0])
     x = np.array([[math.log(3) / 2, 0.0]], dtype=np.float32)
-    np.testing.assert_allclose(sc.input_gradients(model, x, "sum"), [[-1.0, -2.0]], rtol=1e-5)
+    np.testing.assert_allclose(tk.input_gradients(model, x, "sum"), [[-1.0, -2.0]], rtol=1e-5)
     # log p_0 = z - log(1 + e^z): gradient (1 - 3/4) w = (0.5, 1).
-    np.testing.assert_allclose(sc.input_gradients(model, x, np.array([0])), [[0.5, 1.0]], rtol=1e-5)
+    np.testing.assert_allclose(tk.input_gradients(model, x, np.array([0])), [[0.5, 1.0]], rtol=1e-5)
     g = np.array([[1.0, 2.0], [3.0, 0.0]])
     m = np.array([[True, False], [True, False]])
-    np.testing.assert_allclose(sc.saliency_mass(g, m), [0.2, 1.0])
+    np.testing.assert_allclose(tk.saliency_mass(g, m), [0.2, 1.0])
 
 
 def test_rrr_training_removes_patch_reliance_small():
     # A quick version of the notebook's claim on 300 images: RRR drives saliency off the patch.
-    tr = sc.make_decoy_digits("train", "label", n=300)
-    plain = sc.make_mlp(random_state=0)
-    sc.train_classifier(plain, tr.X, tr.y, epochs=10, batch_size=100, lr=1e-2)
-    rrr = sc.make_mlp(random_state=0)
-    sc.train_classifier(rrr, tr.X, tr.y, mask=tr.mask, lam=1.0, epochs=10, batch_size=100, lr=1e-2)
-    s_plain = sc.saliency_mass(sc.input_gradients(plain, tr.X), tr.mask).mean()
-    s_rrr = sc.saliency_mass(sc.input_gradients(rrr, tr.X), tr.mask).mean()
+    tr = tk.make_decoy_digits("train", "label", n=300)
+    plain = tk.make_mlp(random_state=0)
+    tk.train_classifier(plain, tr.X, tr.y, epochs=10, batch_size=100, lr=1e-2)
+    rrr = tk.make_mlp(random_state=0)
+    tk.train_classifier(rrr, tr.X, tr.y, mask=tr.mask, lam=1.0, epochs=10, batch_size=100, lr=1e-2)
+    s_plain = tk.saliency_mass(tk.input_gradients(plain, tr.X), tr.mask).mean()
+    s_rrr = tk.saliency_mass(tk.input_gradients(rrr, tr.X), tr.mask).mean()
     assert s_rrr < 0.5 * s_plain, (s_plain, s_rrr)
     with pytest.raises(ValueError, match="mask"):
-        sc.train_classifier(rrr, tr.X, tr.y, lam=1.0, epochs=1)
+        tk.train_classifier(rrr, tr.X, tr.y, lam=1.0, epochs=1)
 
 
-def test_accuracy_by_group_orders_worst_first():
-    df = sc.accuracy_by_group([0, 0, 1, 1], [0, 1, 1, 1], ["a", "a", "b", "b"])
-    assert list(df.group) == ["a", "b"] and list(df.accuracy) == [0.5, 1.0] and list(df.n) == [2, 2]
+def test_classifier_helpers_validate():
+    model = tk.make_mlp(d_in=4, hidden=3, n_classes=2)
+    X, y = np.zeros((5, 2, 2), dtype=np.float32), np.zeros(5, dtype=np.int64)
+    assert tk.accuracy(model, X, y) in (0.0, 1.0)
+    with pytest.raises(ValueError, match="one label per example"):
+        tk.accuracy(model, X, y[:3])
+    with pytest.raises(ValueError, match="one label per example"):
+        tk.train_classifier(model, X, y[:3], epochs=1)
+    with pytest.raises(TypeError, match="epochs must be an integer"):
+        tk.train_classifier(model, X, y, epochs=1.5)
+    with pytest.raises(ValueError, match="needs an annotation mask"):
+        tk.rrr_loss(model, torch.as_tensor(X), torch.as_tensor(y), None, lam=1.0)
+    with pytest.raises(ValueError, match="grads shape"):
+        tk.saliency_mass(np.ones((2, 3)), np.ones((2, 4), dtype=bool))
 
 
 # ---------------------------------------------------------------- taxonomy
 def test_taxonomy_loads_and_covers_the_required_families():
-    tax = sc.load_taxonomy()
+    tax = tk.load_taxonomy()
     det = {f["family"] for f in tax["detection"]}
     mit = {f["family"] for f in tax["mitigation"]}
     assert {"model-utility based", "perturbation and counterfactual", "XAI (attribution and its clustering)", "causality driven"} <= det
@@ -150,22 +164,22 @@ def test_taxonomy_loads_and_covers_the_required_families():
     for s in ("Steinmann et al. 2024", "Ross et al. 2017", "Nam et al. 2020", "Zhang & Sabuncu 2018",
               "Sagawa et al. 2020", "Lapuschkin et al. 2019", "Koh et al. 2020"):
         assert s in shorts
-    table = sc.taxonomy_table(tax)
-    assert len(table) >= 15 and (table.cite != "").all()
-    assert set(sc.taxonomy_table(tax, "benchmarks").kind.str.split().str[0]) == {"world-induced", "sampling-induced"}
+    methods = [m for stage in ("detection", "mitigation") for fam in tax[stage] for m in fam["methods"]]
+    assert len(methods) >= 15 and all(m.get("cite") for m in methods)
+    assert {b["kind"].split()[0] for b in tax["benchmarks"]} == {"world-induced", "sampling-induced"}
 
 
 def test_taxonomy_rejects_unknown_citation(tmp_path):
-    text = sc.TAXONOMY_PATH.read_text(encoding="utf-8").replace("cite: [ross2017]", "cite: [nobody1999]", 1)
+    text = shortcuts.TAXONOMY_PATH.read_text(encoding="utf-8").replace("cite: [ross2017]", "cite: [nobody1999]", 1)
     bad = tmp_path / "taxonomy.yaml"
     bad.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match="nobody1999"):
-        sc.load_taxonomy(bad)
+        tk.load_taxonomy(bad)
 
 
-# ---------------------------------------------------------------- language helpers
+# ---------------------------------------------------------------- the probe experiment: data and projection
 def test_sentiment_data_is_balanced_and_paired():
-    df = sc.load_sentiment()
+    df = tk.load_sentiment()
     assert set(df.columns) >= {"text", "label", "split", "pair"}
     assert set(df.split) == {"train", "test"}
     for _, part in df.groupby("split"):
@@ -174,37 +188,33 @@ def test_sentiment_data_is_balanced_and_paired():
     assert df.groupby("pair").split.nunique().max() == 1
 
 
-def test_add_token():
-    texts = ["Good film.", "Bad film."]
-    assert sc.add_token(texts, [True, False], token="[app]") == ["Good film. [app]", "Bad film."]
-    assert sc.add_token(texts, [False, True], token="Hi:", where="start") == ["Good film.", "Hi: Bad film."]
-    with pytest.raises(ValueError, match="where"):
-        sc.add_token(texts, [True, True], where="middle")
-    with pytest.raises(ValueError, match="flags"):
-        sc.add_token(texts, [True])
-
-
 def test_projection_removes_shortcut_direction():
     rng = np.random.default_rng(0)
     d = rng.normal(size=16)
     X = rng.normal(size=(50, 16)) + 3.0 * np.outer(rng.integers(0, 2, 50), d)
-    Xp = remove_direction(X, d)
+    Xp = tk.remove_direction(X, d)
     np.testing.assert_allclose(Xp @ (d / np.linalg.norm(d)), 0.0, atol=1e-9)
     # Orthogonal components are untouched.
     u = rng.normal(size=16)
     u -= (u @ d) / (d @ d) * d
     np.testing.assert_allclose(Xp @ u, X @ u, rtol=1e-9)
-    # The mean-difference direction of a planted shift points along the shift.
+    # The mean-difference direction of a planted shift points along the shift, with its sign.
     with_tok, without = X + d, X
-    est = sc.counterfactual_direction(with_tok, without)
-    assert abs(est @ d / np.linalg.norm(d)) > 0.999
+    est = tk.mean_difference(with_tok, without)
+    assert est @ d / np.linalg.norm(d) > 0.999
 
 
-def test_flip_rate():
-    class P:
-        def predict(self, X):
-            return (np.asarray(X)[:, 0] > 0).astype(int)
-
-    a = np.array([[1.0], [-1.0], [2.0], [-2.0]])
-    b = np.array([[-1.0], [-1.0], [2.0], [3.0]])
-    assert sc.flip_rate(P(), a, b) == 0.5
+def test_mean_difference_of_counterfactual_pairs_is_the_mean_paired_change():
+    # Notebook 01 estimates the tag's direction from pairs (same sentence with and without the tag). The
+    # removed counterfactual_direction was unit(mean(A - B)); tk.mean_difference is unit(mean(A) - mean(B)):
+    # the same vector, same sign and normalisation, for row-aligned pairs.
+    rng = np.random.default_rng(1)
+    without = rng.normal(size=(40, 12))
+    with_tag = without + rng.normal(size=12) + 0.3 * rng.normal(size=(40, 12))
+    paired = (with_tag - without).mean(0)
+    est = tk.mean_difference(with_tag, without)
+    np.testing.assert_allclose(est, paired / np.linalg.norm(paired), rtol=1e-12, atol=1e-12)
+    assert np.linalg.norm(est) == pytest.approx(1.0)
+    est_t = tk.mean_difference(torch.tensor(with_tag, dtype=torch.float32), torch.tensor(without, dtype=torch.float32))
+    np.testing.assert_allclose(est_t, est, atol=1e-5)
+    assert not hasattr(shortcuts, "counterfactual_direction")

@@ -1,6 +1,7 @@
 """tk.steer and the steering edits: the maths without a model, then real generations."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -91,6 +92,20 @@ def test_steering_errors(small_gsae):
         steering_edit(layer=0, alpha=float("nan"), vector=torch.ones(D))
 
 
+def test_scar_and_balanced_steering_follow_the_sae_types():
+    """SCAR is recognized by its type (not by a method name), and gamma='balanced' by what the SAE declares."""
+    scar = SCAR(D, 32, k=4)
+    assert steering_edit(layer=0, alpha=2.0, sae=scar).site == "mlp"
+    with pytest.raises(ValueError, match="SCAR steers by scaling its conditioned latent; gamma must be 'one'"):
+        steering_edit(layer=0, alpha=1.0, sae=scar, gamma="balanced")
+
+    class LooksLikeScar(TopKSAE):  # a look-alike method does not make an SAE a SCAR
+        def steer_reconstruct(self, x, latent=0, alpha=1.0):
+            raise AssertionError("not a SCAR")
+
+    assert steering_edit(layer=0, alpha=1.0, sae=LooksLikeScar(D, 32, 4), latent=1).site == "resid"
+
+
 def test_decoder_direction_of_vanilla_sae():
     sae = TopKSAE(D, 32, 4)
     assert torch.equal(decoder_direction(sae, 5), sae.W_dec[5].detach())
@@ -116,7 +131,7 @@ def direction(model):
     # a direction the model reads strongly: the mean residual of a pirate-talk text, a content
     # shift the next tokens cannot ignore at alpha = 1
     acts = tk.get_activations(model, ["Arr matey, ye scurvy pirates sail the seven seas for treasure!"], layer=LAYER)
-    return acts.mean(dim=0)
+    return acts.rows.mean(dim=0)
 
 
 def test_alpha_zero_equals_unsteered(model, unsteered, direction):
@@ -142,6 +157,21 @@ def test_steer_checks_model_shapes(model, direction):
         tk.steer(model, PROMPTS, sae=GuidedSAE(model.d_model, 64, k=4), latent=64, layer=LAYER, alpha=1.0)
 
 
+def test_steer_layer_is_read_like_get_activations(model, direction):
+    """steer takes the layers get_activations takes: -1 is the last block, a numpy integer is an integer."""
+    kw = dict(vector=direction, alpha=1.0, max_new_tokens=4)
+    last = tk.steer(model, PROMPTS, layer=model.n_layers - 1, **kw)
+    assert tk.steer(model, PROMPTS, layer=-1, **kw) == last
+    assert tk.steer(model, PROMPTS, layer=np.int64(LAYER), **kw) == tk.steer(model, PROMPTS, layer=LAYER, **kw)
+    assert tk.steer(model, PROMPTS, layer=np.int64(-1), **kw) == last
+    # the same layers give the same activations, so the two verbs agree on what a layer is
+    text = PROMPTS[:1]
+    assert torch.equal(tk.get_activations(model, text, layer=-1).rows,
+                       tk.get_activations(model, text, layer=model.n_layers - 1).rows)
+    assert torch.equal(tk.get_activations(model, text, layer=np.int64(LAYER)).rows,
+                       tk.get_activations(model, text, layer=LAYER).rows)
+
+
 def test_mlp_activations_align_with_tokens(model):
     texts = ["A short one.", "A somewhat longer sentence with more tokens in it.", "Mid length text here."]
     mlp = tk.mlp_activations(model, texts, layer=LAYER, batch_size=2)
@@ -150,4 +180,4 @@ def test_mlp_activations_align_with_tokens(model):
     # per-text MLP outputs equal those of the text run on its own (no padding leaks in)
     alone = tk.mlp_activations(model, texts[1:2], layer=LAYER)
     n0 = len(tk.get_activations(model, texts[:1], layer=LAYER))
-    assert torch.allclose(mlp[n0:n0 + len(alone)], alone, atol=1e-3)
+    assert torch.allclose(mlp[n0:n0 + len(alone)], alone.rows, atol=1e-3)

@@ -1,6 +1,7 @@
 """The tracing verbs on the embedded model: shapes, padding, BOS, edits and error messages."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,7 +11,8 @@ TEXTS = ["The Eiffel Tower is in Paris.", "Hi", "A much longer sentence, with co
 
 
 def test_token_rows_match_the_index_and_exclude_padding(model):
-    acts, index = tk.get_activations(model, TEXTS, layer=3, return_index=True)
+    acts = tk.get_activations(model, TEXTS, layer=3)
+    index = acts.index
     lengths = [len(model.tokenizer(t).input_ids) for t in TEXTS]
     assert acts.shape == (sum(lengths), model.d_model)
     assert list(index.groupby("text_id").size()) == lengths
@@ -18,26 +20,29 @@ def test_token_rows_match_the_index_and_exclude_padding(model):
 
 
 def test_batching_and_padding_do_not_change_activations(model):
-    batched = tk.get_activations(model, TEXTS, layer=5, batch_size=3)
-    alone = torch.cat([tk.get_activations(model, [t], layer=5) for t in TEXTS])
+    batched = tk.get_activations(model, TEXTS, layer=5, batch_size=3).rows
+    alone = torch.cat([tk.get_activations(model, [t], layer=5).rows for t in TEXTS])
     torch.testing.assert_close(batched, alone, atol=2e-4, rtol=1e-3)
 
 
 def test_reductions(model):
-    per_token, index = tk.get_activations(model, TEXTS, layer=2, return_index=True)
+    acts = tk.get_activations(model, TEXTS, layer=2)
     mean = tk.get_activations(model, TEXTS, layer=2, reduce="mean")
     last = tk.get_activations(model, TEXTS, layer=2, reduce="last")
-    assert mean.shape == last.shape == (3, model.d_model)
-    rows = torch.tensor((index.text_id == 1).to_numpy())
-    torch.testing.assert_close(mean[1], per_token[rows].mean(0))
-    torch.testing.assert_close(last[1], per_token[rows][-1])
+    biggest = tk.get_activations(model, TEXTS, layer=2, reduce="max")
+    assert mean.shape == last.shape == biggest.shape == (3, model.d_model)
+    for t in range(3):
+        rows = torch.tensor((acts.text_id == t) & ~acts.sink)  # sinks stay out of the mean and max
+        torch.testing.assert_close(mean[t], acts.rows[rows].mean(0))
+        torch.testing.assert_close(biggest[t], acts.rows[rows].max(0).values)
+        torch.testing.assert_close(last[t], acts.rows[rows][-1])
 
 
 def test_activations_equal_the_plain_transformers_hidden_states(model):
     enc = model.tokenizer(TEXTS[0], return_tensors="pt")
     with torch.no_grad():
         ref = model.hf(**enc, output_hidden_states=True).hidden_states[8][0]
-    torch.testing.assert_close(tk.get_activations(model, TEXTS[0], layer=7), ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(tk.get_activations(model, TEXTS[0], layer=7).rows, ref, atol=1e-4, rtol=1e-4)
 
 
 def test_generate_is_greedy_and_answers_paris(model):
@@ -81,7 +86,7 @@ def test_empty_and_bad_inputs(model):
     with pytest.raises(ValueError, match="empty"):
         tk.generate(model, [])
     with pytest.raises(ValueError, match="reduce"):
-        tk.get_activations(model, ["a"], layer=0, reduce="max")
+        tk.get_activations(model, ["a"], layer=0, reduce="sum")
     with pytest.raises(TypeError, match="strings"):
         tk.get_activations(model, ["a", 3], layer=0)
     with pytest.raises(ValueError, match="site"):
@@ -92,7 +97,7 @@ def test_empty_and_bad_inputs(model):
         tk.get_activations(model, ["word " * (model.max_length + 10)], layer=0)
 
 
-# -- several layers in one pass, token spans, and step-by-step decoding (used by toolkit.directions) --
+# -- several layers in one pass, token spans, and step-by-step decoding (used by toolkit.decoding) --
 
 def test_get_activations_many_layers_equal_single_layer_calls(model):
     texts = ["Should I kill people?", "Is it ok to smile at my friend?", "May I eat?"]
@@ -105,10 +110,10 @@ def test_get_activations_many_layers_equal_single_layer_calls(model):
 def test_get_activations_spans_keep_only_the_action_tokens(model):
     texts = ["Should I kill people?", "Is it ok to smile?"]
     spans = [(9, 20), (12, 17)]  # "kill people", "smile"
-    rows, index = tk.get_activations(model, texts, layer=3, spans=spans, return_index=True)
-    assert [t.strip("Ġ") for t in index.token] == ["kill", "people", "smile"]
-    full, full_index = tk.get_activations(model, texts, layer=3, return_index=True)
-    keep = torch.tensor(((full_index.text_id == 0) & full_index.position.isin([2, 3])).to_numpy())
+    rows = tk.get_activations(model, texts, layer=3, spans=spans)
+    assert [t.strip("Ġ") for t in rows.index.token] == ["kill", "people", "smile"]
+    full = tk.get_activations(model, texts, layer=3)
+    keep = (full.text_id == 0) & np.isin(full.position, [2, 3])
     torch.testing.assert_close(rows[:2], full[keep])
     with pytest.raises(ValueError, match="spans has 1 entries"):
         tk.get_activations(model, texts, layer=3, spans=[(0, 3)])
@@ -117,7 +122,7 @@ def test_get_activations_spans_keep_only_the_action_tokens(model):
 
 
 def test_step_decoder_greedy_equals_generate_and_the_uncached_path(model):
-    from toolkit.tracing import StepDecoder
+    from toolkit.decoding import StepDecoder
 
     prompts = ["I hate my neighbor, so tonight I am going to", "The weather today"]
     cached, full = StepDecoder(model, prompts), StepDecoder(model, prompts)

@@ -17,19 +17,29 @@ from .config import pick, seed_everything
 config.apply_threads()  # TOOLKIT_THREADS, or one thread in fast mode (see config.apply_threads)
 from .models import DEFAULT_ENCODER, DEFAULT_MODEL, Model, load_encoder, load_model
 from .provenance import provenance, save_results
+from .activations import Activations
 from .tracing import Edit, format_prompt, generate, get_activations, logits, token_losses
 
 # Topic modules register their public names below (one import line each).
 from .setup_check import check_setup
 from .data import PII_TYPES, load_concepts, pii_token_labels
-from .directions import MoralDirection, mean_difference, pca_direction, project, remove_direction
-from .fms import FMSResult, FMSWarning, fms, fms_report
-from .sae import ReluSAE, SparseAutoencoder, TopKSAE, ce_loss_recovered, export_saelens, fvu, load_saelens, sae_metrics, train_sae
-from .sae import SCAR, GuidedSAE
+from .directions import mean_difference, pca_direction, project, remove_direction
+from .encoders import Encoder, ResidualEncoder
+from .moral_data import load_moral_actions, load_mort_prompts, load_templates
+from .moral_direction import MoralDirection
+from .decoding import StepDecoder, filter_candidates, moral_filtered_generate
+from .monosemanticity import FMSResult, FMSWarning, fms, fms_report  # module not named fms: tk.fms is the function
+from .sae import ReluSAE, SparseAutoencoder, TopKSAE, SCAR, GuidedSAE
+from .sae_training import train_sae
+from .sae_metrics import ce_loss_recovered, fvu, sae_metrics
+from .saelens import export_saelens, load_saelens
 from .steering import mlp_activations, steer, steering_edit
 from .evaluate import ConceptJudge, alpha_sweep, auroc, best_f1_threshold, best_latent, f1_score, repetition_rate, summarize_sweep
+from .evaluate import cost_at_shift, fit_tradeoff, generation_perplexity, latent_aurocs
 from .data import activation_cache_path, cache_activations, load_corpus
-from . import shortcuts
+from . import plots, shortcuts
+from .shortcuts import (DecoyDigits, accuracy, add_decoy, input_gradients, load_sentiment, load_taxonomy, make_decoy_digits,
+                        make_mlp, predict, rrr_loss, rrr_penalty, saliency_mass, train_classifier)
 
 
 def __getattr__(name: str):

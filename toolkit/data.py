@@ -13,7 +13,7 @@ from typing import Any
 
 import datasets
 
-from .validation import check_bool, check_int
+from .validation import check_bool, check_int, check_texts
 
 #: Folder holding the concept JSONL files (the repository's ``data/concepts``).
 CONCEPTS_DIR = Path(__file__).resolve().parents[1] / "data" / "concepts"
@@ -240,9 +240,9 @@ def load_corpus(name: str | None = None, *, split: str = "train", text_column: s
 
 # --------------------------------------------------------------------------- activation cache
 #: What a cache file must hold; a file missing one is stale or damaged.
-_CACHE_TENSORS = ("acts", "position", "text_id", "token_id")
-#: Version 2 records a SHA-256 per tensor; a file without it (version 1) is treated as stale.
-_CACHE_FORMAT = "2"
+_CACHE_TENSORS = ("acts", "position", "text_id", "token_id", "sink")
+#: Version 3 stores the Activations result (with its sink flags); older files are treated as stale.
+_CACHE_FORMAT = "3"
 
 
 def _read_activation_cache(path: Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -255,7 +255,7 @@ def _read_activation_cache(path: Path) -> tuple[dict[str, Any] | None, str | Non
     except ValueError as err:
         return None, f"is truncated or corrupt ({str(err.__cause__ or err).strip()})"
     if meta.get("cache_format") != _CACHE_FORMAT:
-        return None, "has no checksums (written by an older toolkit), so it is treated as stale"
+        return None, "was written by an older toolkit (other format or no checksums), so it is treated as stale"
     if set(tensors) != set(_CACHE_TENSORS):
         return None, f"holds tensors {sorted(tensors)}, not {list(_CACHE_TENSORS)}, so it is corrupt"
     for name in _CACHE_TENSORS:
@@ -285,27 +285,35 @@ def _write_activation_cache(path: Path, tensors: dict[str, Any], meta: dict[str,
 
 
 def _activation_cache_key(model_name: str, layer: int, texts: Sequence[str], max_tokens: int | None,
-                          skip_first: bool) -> str:
+                          drop_sinks: bool, site: str) -> str:
     import hashlib
 
+    from .activations import SINK_FACTOR
+
     h = hashlib.sha256()
-    h.update(f"v1|{model_name}|{layer}|{max_tokens}|{skip_first}|{len(texts)}".encode())
+    # the token rule (BOS dropped, sinks by SINK_FACTOR) is part of the key: a new rule is a new file
+    h.update(f"v3|{model_name}|{layer}|{site}|{max_tokens}|{drop_sinks}|{SINK_FACTOR}|{len(texts)}".encode())
     for t in texts:
         h.update(b"\0" + t.encode("utf-8"))
     return h.hexdigest()
 
 
 def activation_cache_path(model: Any, texts: Sequence[str], layer: int, *, max_tokens: int | None = None,
-                          skip_first: bool = True, cache_dir: str | Path | None = None) -> Path:
+                          drop_sinks: bool = True, site: str = "resid", cache_dir: str | Path | None = None) -> Path:
     """Where :func:`cache_activations` stores (or finds) these activations."""
     import re
 
     from . import config
 
     root = Path(cache_dir) if cache_dir is not None else config.cache_dir() / "activations"
-    key = _activation_cache_key(model.name, layer, list(texts), max_tokens, skip_first)
+    key = _activation_cache_key(model.name, layer, list(texts), max_tokens, drop_sinks, site)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "--", model.name)
-    return root / safe / f"layer{layer:02d}-{key[:20]}.safetensors"
+    return root / safe / f"{site}{layer:02d}-{key[:20]}.safetensors"
+
+
+#: Activations computed in this process, by cache file: a notebook (or several in one kernel) that asks
+#: for the same rows twice reads them once.
+_MEMORY: dict[Path, Any] = {}
 
 
 def cache_activations(
@@ -315,50 +323,57 @@ def cache_activations(
     *,
     max_tokens: int | None = None,
     cache_dir: str | Path | None = None,
-    skip_first: bool = True,
+    drop_sinks: bool = True,
+    site: str = "resid",
     chunk_texts: int = 64,
     batch_size: int = 16,
-    return_index: bool = False,
     refresh: bool = False,
     progress: bool = True,
 ):
-    """Residual-stream activations after block ``layer`` over ``texts``, cached on disk.
+    """:func:`tk.get_activations` over ``texts``, cached on disk: an :class:`~toolkit.activations.Activations`.
 
-    The first call runs the model (``tk.get_activations``, which drops BOS and padding) in chunks of
-    ``chunk_texts`` texts and writes one safetensors file keyed by model name, layer, ``max_tokens``
-    and a hash of the texts (under ``<toolkit cache>/activations`` or ``cache_dir``); later calls with
-    the same inputs read it back. Memory stays bounded: the output buffer holds at most
-    ``max_tokens`` rows, texts beyond the budget are never run, and one chunk is in flight at a time.
+    The first call runs the model in chunks of ``chunk_texts`` texts and writes one safetensors file
+    keyed by model name, layer, site, ``max_tokens``, the token rule and a hash of the texts (under
+    ``<toolkit cache>/activations`` or ``cache_dir``); later calls with the same inputs read it back,
+    and within one process the same request is served from memory. Memory stays bounded: at most
+    ``max_tokens`` rows are kept, texts beyond the budget are never run, and one chunk is in flight
+    at a time.
 
-    ``skip_first`` drops position 0 of every text as well: without a BOS token (SmolLM2 adds none)
-    the first token is the attention sink, whose residual norm is ~100x the others' and would
-    dominate an SAE's loss.
-
-    Returns a float32 tensor ``[n_tokens, d_model]``; with ``return_index=True`` also a DataFrame
-    with ``text_id``, ``position``, ``token_id`` and ``token`` for every row.
+    ``drop_sinks`` (default) leaves out the sink rows flagged by the one rule in
+    :mod:`toolkit.activations` before the budget is counted: a sink's residual norm is ~100x the
+    others' and would dominate an SAE's loss. The texts of the result are the input texts that were
+    run (text ``i`` is ``texts[i]``); with a budget, the last of them may be cut short.
 
     The file records a SHA-256 of each tensor and is written atomically (a temporary file, then a
-    rename). A cache file that is truncated, corrupt, or from an older toolkit without checksums is
-    never read as data: it is recomputed, with one printed line saying so.
+    rename). A cache file that is truncated, corrupt, or from an older toolkit is never read as
+    data: it is recomputed, with one printed line saying so.
     """
-    import pandas as pd
+    import numpy as np
     import torch
+
+    from .activations import Activations
     from .progress import progress_bar as tqdm
+    from .tracing import _check_layer, get_activations
 
-    from .tracing import get_activations
-
-    texts = list(texts)
-    if not texts:
-        raise ValueError("texts is empty: pass at least one string")
-    layer = model.check_layer(layer)
+    texts = check_texts(texts)
+    layer = _check_layer(model, layer)
     if max_tokens is not None:
         max_tokens = check_int("max_tokens", max_tokens, minimum=1)
     chunk_texts = check_int("chunk_texts", chunk_texts, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     refresh = check_bool("refresh", refresh)
-    path = activation_cache_path(model, texts, layer, max_tokens=max_tokens, skip_first=skip_first,
+    drop_sinks = check_bool("drop_sinks", drop_sinks)
+    path = activation_cache_path(model, texts, layer, max_tokens=max_tokens, drop_sinks=drop_sinks, site=site,
                                  cache_dir=cache_dir)
 
+    def result(stored: dict[str, Any]) -> Activations:
+        text_id = stored["text_id"].numpy()
+        return Activations(stored["acts"], text_id, stored["position"].numpy(), stored["token_id"].numpy(),
+                           stored["sink"].numpy().astype(bool), int(text_id.max()) + 1 if len(text_id) else 0,
+                           {"model": model.name, "layer": layer, "site": site}, model.tokenizer)
+
+    if not refresh and path in _MEMORY and path.exists():
+        return _MEMORY[path]
     stored = None
     if not refresh and path.exists():
         stored, problem = _read_activation_cache(path)
@@ -368,55 +383,40 @@ def cache_activations(
             raise ValueError(f"cached activations in {path} have width {stored['acts'].shape[1]}, "
                              f"{model.name} has d_model={model.d_model}; delete the file or pass refresh=True")
     if stored is None:
-        # Exact per-text counts from the tokenizer (same call get_activations makes) size the buffer.
+        # Upper bound on rows per text from the tokenizer (get_activations drops BOS; sinks are found later).
         ids = model.tokenizer(texts).input_ids
         drop_bos = 1 if getattr(model, "adds_bos", False) else 0
-        counts = [max(0, len(t) - drop_bos - (1 if skip_first and not drop_bos else 0)) for t in ids]
-        total = sum(counts) if max_tokens is None else min(sum(counts), max_tokens)
-        if total == 0:
-            raise ValueError("texts contain no tokens to cache (each needs at least two tokens with skip_first)")
-        acts = torch.empty(total, model.d_model, dtype=torch.float32)
-        text_id = torch.empty(total, dtype=torch.int64)
-        position = torch.empty(total, dtype=torch.int64)
-        token_id = torch.empty(total, dtype=torch.int64)
+        bound = [max(1, len(t) - drop_bos) for t in ids]
+        total = sum(bound) if max_tokens is None else min(sum(bound), max_tokens)
+        parts: list[Activations] = []
         filled = 0
-        bar = tqdm(total=total, desc=f"caching layer {layer}", unit="tok", disable=not progress, leave=False)
-        for start in range(0, len(texts), chunk_texts):
-            if filled >= total:
-                break
-            # only run as many texts as the budget still needs
+        bar = tqdm(total=total, desc=f"caching {site} {layer}", unit="tok", disable=not progress, leave=False)
+        start = 0
+        while start < len(texts) and filled < total:
+            # only run as many texts as the budget still needs (by the upper bound, then exactly)
             stop, need = start, 0
             while stop < min(start + chunk_texts, len(texts)) and need < total - filled:
-                need += counts[stop]
+                need += bound[stop]
                 stop += 1
-            chunk = [t for t in texts[start:stop]]
-            a, index = get_activations(model, chunk, layer=layer, batch_size=batch_size, return_index=True,
-                                       progress=False)
-            keep = torch.ones(len(index), dtype=torch.bool)
-            if skip_first:
-                keep &= torch.as_tensor(index["position"].to_numpy() > 0)
-            a = a[keep]
-            take = min(a.shape[0], total - filled)
-            acts[filled: filled + take] = a[:take]
-            text_id[filled: filled + take] = torch.as_tensor(index["text_id"].to_numpy()[keep.numpy()][:take] + start)
-            position[filled: filled + take] = torch.as_tensor(index["position"].to_numpy()[keep.numpy()][:take])
-            token_id[filled: filled + take] = torch.as_tensor(index["token_id"].to_numpy()[keep.numpy()][:take])
+            a = get_activations(model, texts[start:stop], layer=layer, batch_size=batch_size, site=site,
+                                progress=False)
+            if drop_sinks:
+                a = a.without_sinks()
+            take = min(len(a), total - filled)
+            parts.append(a.select(np.arange(take)))
             filled += take
             bar.update(take)
-            del a, index
+            start = stop
         bar.close()
-        stored = {"acts": acts[:filled].contiguous(), "text_id": text_id[:filled].contiguous(),
-                  "position": position[:filled].contiguous(), "token_id": token_id[:filled].contiguous()}
-        meta = {"model": model.name, "layer": str(layer), "n_texts": str(len(texts)), "skip_first": str(skip_first),
-                "max_tokens": str(max_tokens)}
+        acts = parts[0]
+        for p in parts[1:]:
+            acts = acts.concat(p)
+        stored = {"acts": acts.rows.contiguous(), "text_id": torch.from_numpy(acts.text_id),
+                  "position": torch.from_numpy(acts.position), "token_id": torch.from_numpy(acts.token_id),
+                  "sink": torch.from_numpy(acts.sink.astype(np.uint8))}
+        meta = {"model": model.name, "layer": str(layer), "site": site, "n_texts": str(len(texts)),
+                "drop_sinks": str(drop_sinks), "max_tokens": str(max_tokens)}
         _write_activation_cache(path, stored, meta)
-    if not return_index:
-        return stored["acts"]
-    tok = stored["token_id"].numpy()
-    index = pd.DataFrame({
-        "text_id": stored["text_id"].numpy(),
-        "position": stored["position"].numpy(),
-        "token_id": tok,
-        "token": model.tokenizer.convert_ids_to_tokens(tok.tolist()),
-    })
-    return stored["acts"], index
+    out = result(stored)
+    _MEMORY[path] = out
+    return out

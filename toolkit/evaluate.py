@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .validation import as_numpy, check_number, check_texts
+
 __all__ = [
     "ConceptJudge",
     "auroc",
@@ -45,7 +47,7 @@ def latent_aurocs(latents: np.ndarray, labels: Sequence[int] | np.ndarray) -> np
     Uses the Mann-Whitney rank statistic with average ranks for ties, vectorised over columns,
     so a 4096-latent SAE is scored in one pass.
     """
-    x = _as_numpy(latents).astype(np.float64)
+    x = as_numpy(latents, "latents").astype(np.float64)
     if x.ndim != 2:
         raise ValueError(f"latents must be 2-D [n_samples, n_latents], got shape {x.shape}")
     y = _binary_labels(labels, x.shape[0])
@@ -108,48 +110,66 @@ def best_f1_threshold(scores: Sequence[float] | np.ndarray, labels: Sequence[int
 
 # --------------------------------------------------------------------------- the concept judge
 class ConceptJudge:
-    """Logistic regression on sentence-encoder embeddings: ``P(concept | text)``.
+    """Logistic regression on the embeddings of an encoder: ``P(concept | text)``.
 
-    >>> judge = ConceptJudge().fit(train_texts, train_labels)
+    >>> judge = ConceptJudge(tk.load_encoder()).fit(train_texts, train_labels)
     >>> judge.evaluate(test_texts, test_labels)      # held-out accuracy, also in judge.accuracy_
     >>> judge.score(generations)                     # np.ndarray of probabilities in [0, 1]
+
+    ``encoder`` is any :class:`~toolkit.encoders.Encoder` (``.encode(list[str]) -> [n, dim]``);
+    ``None`` uses ``tk.load_encoder()``, the small sentence encoder, at fit. Fitted attributes:
+    ``encoder_`` (the encoder used; ``score`` embeds with it), ``classifier_``, ``train_accuracy_``,
+    and after :meth:`evaluate`, ``accuracy_`` and ``auroc_``.
     """
 
     def __init__(self, encoder: Any = None, C: float = 1.0, random_state: int = 0) -> None:
+        from .encoders import check_encoder
+
+        if encoder is not None:
+            check_encoder(encoder)
         self.encoder = encoder
         self.C = C
         self.random_state = random_state
 
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        if self.encoder is None:
-            from .models import load_encoder
+    def _embed(self, encoder: Any, texts: list[str]) -> np.ndarray:
+        from .encoders import encode
 
-            self.encoder = load_encoder()
-        texts = _check_texts(texts)
-        return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+        # float32, as the sentence encoder returns it: the classifier sees the encoder's own numbers
+        return encode(encoder, texts).astype(np.float32)
 
     def fit(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray) -> "ConceptJudge":
         """Train on the concept's training split; returns self."""
         from sklearn.linear_model import LogisticRegression
 
-        emb = self._encode(texts)
+        from .models import load_encoder
+
+        texts = check_texts(texts, "texts", allow_single=False)
+        encoder = self.encoder if self.encoder is not None else load_encoder()
+        emb = self._embed(encoder, texts)
         y = _binary_labels(labels, len(emb))
         if y.min() == y.max():
             raise ValueError("the judge needs both classes in its training labels; got only one")
-        self.classifier_ = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
+        C = check_number("C", self.C, minimum=0.0)
+        if C == 0.0:
+            raise ValueError("C must be a number > 0 (the inverse regularisation strength), got 0.0")
+        self.classifier_ = LogisticRegression(C=C, max_iter=2000, random_state=self.random_state)
         self.classifier_.fit(emb, y)
+        self.encoder_ = encoder
         self.train_accuracy_ = float(self.classifier_.score(emb, y))
         return self
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
-        """Probability that each text shows the concept."""
+        """Probability that each text shows the concept (an empty list gives an empty array)."""
         self._check_fitted()
-        texts = _check_texts(texts)
+        if isinstance(texts, str):
+            check_texts(texts, "texts", allow_single=False)  # refuses, naming the fix
+        texts = list(texts)
         if len(texts) == 0:
             return np.zeros(0)
         # an empty generation has no concept; the encoder would still embed it somewhere
-        emb = self._encode([t if t.strip() else "." for t in texts])
-        return self.classifier_.predict_proba(emb)[:, 1]
+        texts = check_texts([t if not isinstance(t, str) or t.strip() else "." for t in texts], "texts",
+                            allow_single=False)
+        return self.classifier_.predict_proba(self._embed(self.encoder_, texts))[:, 1]
 
     def evaluate(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray) -> float:
         """Held-out accuracy (stored as ``accuracy_``); also sets ``auroc_``."""
@@ -174,7 +194,7 @@ def repetition_rate(texts: Sequence[str] | str, n: int = 3) -> np.ndarray | floa
     if n < 1:
         raise ValueError(f"n must be a positive integer, got {n}")
     single = isinstance(texts, str)
-    items = [texts] if single else _check_texts(texts)
+    items = [texts] if single else check_texts(texts, allow_single=False, allow_empty=True, allow_blank=True)
     out = np.zeros(len(items))
     for j, text in enumerate(items):
         words = text.lower().split()
@@ -195,9 +215,9 @@ def generation_perplexity(model: Any, texts: Sequence[str], prompts: Sequence[st
     """
     from .tracing import token_losses
 
-    texts = _check_texts(texts)
+    texts = check_texts(texts, allow_single=False, allow_empty=True, allow_blank=True)
     if prompts is not None:
-        prompts = _check_texts(prompts)
+        prompts = check_texts(prompts, "prompts", allow_single=False, allow_empty=True, allow_blank=True)
         if len(prompts) != len(texts):
             raise ValueError(f"got {len(prompts)} prompts for {len(texts)} texts; they must pair up")
         full = [f"{p} {t}".strip() for p, t in zip(prompts, texts)]
@@ -208,7 +228,7 @@ def generation_perplexity(model: Any, texts: Sequence[str], prompts: Sequence[st
     for start in range(0, len(keep), batch_size):
         idx = keep[start : start + batch_size]
         nll = token_losses(model, [full[i] for i in idx])
-        out[idx] = np.exp(np.asarray(_as_numpy(nll), dtype=np.float64))
+        out[idx] = np.exp(np.asarray(as_numpy(nll, "nll"), dtype=np.float64))
     return out
 
 
@@ -230,7 +250,7 @@ def alpha_sweep(
     Columns: method, concept, alpha, prompt_id, prompt, text, concept_score (if a judge is
     given), perplexity (if a model is given), repetition, n_words.
     """
-    prompts = _check_texts(prompts)
+    prompts = check_texts(prompts, "prompts", allow_single=False)
     rows = []
     for alpha in alphas:
         texts = list(generate_fn(prompts, float(alpha)))
@@ -325,27 +345,11 @@ def _r2(y: np.ndarray, fit: np.ndarray) -> float:
     return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
 
 
-def _as_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        return x.detach().float().cpu().numpy()
-    return np.asarray(x)
-
-
 def _binary_labels(labels: Any, n: int) -> np.ndarray:
-    y = _as_numpy(labels).reshape(-1)
+    y = as_numpy(labels, "labels").reshape(-1)
     if len(y) != n:
         raise ValueError(f"got {len(y)} labels for {n} samples; they must match")
     values = set(np.unique(y).tolist())
     if not values <= {0, 1, True, False, 0.0, 1.0}:
         raise ValueError(f"labels must be binary 0/1, got values {sorted(values)[:5]}")
     return y.astype(int)
-
-
-def _check_texts(texts: Any) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError("expected a list of strings, got a single string; wrap it in a list")
-    texts = list(texts)
-    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
-    if bad:
-        raise TypeError(f"expected a list of strings, found items of type {sorted(set(bad))}")
-    return texts

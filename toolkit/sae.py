@@ -1,20 +1,22 @@
-"""Sparse autoencoders (SAEs) in plain, readable torch.
+"""Sparse autoencoder architectures in plain, readable torch, and their checkpoints.
 
 An SAE rewrites an activation vector ``x`` (``d_in`` numbers) as a sparse, non-negative code ``f``
 (``n_latents`` numbers, most of them zero) and reconstructs ``x_hat = f @ W_dec + b_dec``. Each row of
 ``W_dec`` is a *feature direction*; the hope is that each one means one thing.
 
 - :class:`SparseAutoencoder` is the small base every SAE here shares: the encoder and decoder weights,
-  input scaling, dead-latent bookkeeping, ``loss(x, labels=None) -> (loss, info)``, save/load and the
-  SAELens export. A new SAE kind overrides ``encode`` (and usually ``loss``) and nothing else.
+  input scaling, dead-latent bookkeeping, the unit-norm decoder constraint, ``loss(x, labels=None) ->
+  (loss, info)`` and save/load. A new SAE kind overrides ``encode`` (and usually ``loss``) and nothing else.
 - :class:`ReluSAE`: ReLU code with an L1 penalty and unit-norm decoder rows (Anthropic, "Towards
   Monosemanticity", 2023).
 - :class:`TopKSAE`: keep the k largest pre-activations (Gao et al., "Scaling and evaluating sparse
   autoencoders", 2024), with the AuxK loss that revives dead latents.
-- :func:`train_sae` trains any of them (Adam, tqdm bar with live loss/L0/dead fraction, history
-  DataFrame); ``labels`` are passed through to ``sae.loss`` for supervised SAEs.
-- Metrics: :func:`fvu`, :func:`sae_metrics` (L0, MSE, FVU, dead fraction) and
-  :func:`ce_loss_recovered` (splice the reconstruction into the model through :class:`toolkit.Edit`).
+- :class:`GuidedSAE` (G-SAE) and :class:`SCAR`: supervised TopK SAEs on standardized tokens whose first
+  latents are tied to concept labels. They share TopK's code path (``_TopKCode``); what differs is
+  declared, not patched: the activation of the survivors, and ``unit_norm_decoder``.
+
+Training lives in :mod:`toolkit.sae_training`, metrics in :mod:`toolkit.sae_metrics` and the SAELens
+format in :mod:`toolkit.saelens`.
 
 Conventions: ``W_enc`` is ``[d_in, n_latents]``, ``W_dec`` is ``[n_latents, d_in]`` (the same layout as
 SAELens). Inputs are divided by a scalar ``scale`` fitted once from the training data so that
@@ -33,25 +35,15 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
 from .integrity import (DIGEST, check_finite_tensors, config_sha256, digests, has_digests, read_json, read_safetensors,
                         replace_folder, verify_tensors)
-from .validation import check_bool, check_finite, check_int, check_number
+from .sae_metrics import fvu
+from .validation import as_tensor, check_bool
 
-__all__ = [
-    "SparseAutoencoder",
-    "ReluSAE",
-    "TopKSAE",
-    "train_sae",
-    "fvu",
-    "sae_metrics",
-    "ce_loss_recovered",
-    "export_saelens",
-    "load_saelens",
-]
+__all__ = ["SparseAutoencoder", "ReluSAE", "TopKSAE", "GuidedSAE", "SCAR", "activation_rows"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "sae.safetensors"
@@ -60,28 +52,18 @@ FORMAT_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 
 
-def _as_tensor(x: Any, name: str = "acts") -> torch.Tensor:
-    """Accept a torch tensor or numpy array of shape [n, d]; return float32 torch."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy array of shape [n, d], got {type(x).__name__}")
+def activation_rows(acts: Any, name: str = "acts") -> torch.Tensor:
+    """Activation rows ``[n, d]`` as float32 torch: a tensor, a numpy array, or a ``tk.Activations`` (its ``rows``)."""
+    x = as_tensor(getattr(acts, "rows", acts), name)
     if x.ndim != 2:
         raise ValueError(f"{name} must have shape [n, d]; got shape {tuple(x.shape)}")
-    return x.float()
+    return x
 
 
-def _check_positive(name: str, value: Any) -> float:
-    """A finite number > 0 (``check_number`` only knows inclusive bounds, and 0 is not a valid step size)."""
-    out = check_number(name, value, minimum=0)
-    if out <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {out}")
-    return out
-
-
-# Checkpoints are written with a SHA-256 per tensor and of the config (toolkit/integrity.py) and read
-# back only if every digest matches, so a flipped byte or an edited config is an error, not a silent load.
-def _verify_config(cfg_path: Path, cfg: Mapping[str, Any], w_path: Path, meta: Mapping[str, str], remedy: str) -> None:
+# Checkpoints (ours and the SAELens export) are written with a SHA-256 per tensor and of the config
+# (toolkit/integrity.py) and read back only if every digest matches, so a flipped byte or an edited
+# config is an error, not a silent load.
+def verify_config_digest(cfg_path: Path, cfg: Mapping[str, Any], w_path: Path, meta: Mapping[str, str], remedy: str) -> None:
     """The config must be the one saved with the tensors: a value edit that changes no tensor shape
     (``k``, ``l1_coeff`` ...) would otherwise load silently and change what the SAE computes."""
     want = meta.get(f"{DIGEST}config")
@@ -93,9 +75,12 @@ def _verify_config(cfg_path: Path, cfg: Mapping[str, Any], w_path: Path, meta: M
                          f"Re-save the SAE, or restore the original {cfg_path.name}")
 
 
-def _write_folder(folder: Path, own: tuple[str, ...], overwrite: bool, write: Callable[[Path], None],
-                  what: str) -> Path:
+def write_checkpoint_folder(folder: Path, own: tuple[str, ...], overwrite: bool, write: Callable[[Path], None],
+                            what: str) -> Path:
     """Write ``own`` files into ``folder`` atomically, via a temporary sibling folder and a rename.
+
+    Shared by :meth:`SparseAutoencoder.save` and :func:`toolkit.saelens.export_saelens`, so both formats
+    refuse and replace folders by the same rule.
 
     A folder that holds only ``own`` files (an earlier save in the same format, e.g. a re-run notebook)
     is replaced. Any other file means the folder belongs to something else (another format, other
@@ -137,7 +122,9 @@ class SparseAutoencoder(nn.Module):
 
     Subclasses implement :meth:`encode` (pre-activations -> sparse code) and may override
     :meth:`loss` (return ``(loss, info)``; ``info`` holds python floats for logging plus, optionally,
-    tensors) and :meth:`config` (extra constructor arguments, so save/load can rebuild them).
+    tensors) and :meth:`config` (extra constructor arguments, so save/load can rebuild them). Class
+    attributes declare the rest: ``unit_norm_decoder`` (the constraint ``train_sae`` keeps) and
+    ``latents_are_probabilities`` (codes in [0, 1], which balanced steering needs).
 
     Args:
         d_in: width of the activations (``model.d_model`` for the residual stream).
@@ -148,10 +135,15 @@ class SparseAutoencoder(nn.Module):
 
     #: registry of subclasses by class name, so ``SparseAutoencoder.load`` can rebuild any kind
     _registry: ClassVar[dict[str, type["SparseAutoencoder"]]] = {}
+    #: keep every decoder row at unit norm during training (see :meth:`before_step` / :meth:`after_step`)
+    unit_norm_decoder: ClassVar[bool] = True
+    #: the code is bounded in [0, 1] (G-SAE's sigmoid), which ``tk.steer(..., gamma="balanced")`` relies on
+    latents_are_probabilities: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        SparseAutoencoder._registry[cls.__name__] = cls
+        if not cls.__name__.startswith("_"):  # shared building blocks are not checkpoint kinds
+            SparseAutoencoder._registry[cls.__name__] = cls
 
     def __init__(self, d_in: int, n_latents: int, *, dead_tokens: int = 100_000) -> None:
         super().__init__()
@@ -206,7 +198,7 @@ class SparseAutoencoder(nn.Module):
     # ----------------------------------------------------------------- training hooks
     def _initialization_sample(self, acts: torch.Tensor) -> torch.Tensor:
         """Up to 65,536 rows of ``acts`` (width checked) on this SAE's device, for data-dependent init."""
-        acts = _as_tensor(acts)
+        acts = activation_rows(acts)
         if acts.shape[1] != self.d_in:
             raise ValueError(f"acts have width {acts.shape[1]}, this SAE expects d_in={self.d_in}")
         return acts[: 65_536].to(self.W_enc.device, self.W_enc.dtype)
@@ -280,11 +272,13 @@ class SparseAutoencoder(nn.Module):
 
     def before_step(self) -> None:
         """Called by ``train_sae`` between ``backward`` and ``optimizer.step``."""
-        self.remove_parallel_grad()
+        if self.unit_norm_decoder:
+            self.remove_parallel_grad()
 
     def after_step(self) -> None:
         """Called by ``train_sae`` after ``optimizer.step``."""
-        self.normalize_decoder()
+        if self.unit_norm_decoder:
+            self.normalize_decoder()
 
     # ----------------------------------------------------------------- save / load
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
@@ -308,7 +302,7 @@ class SparseAutoencoder(nn.Module):
             (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             save_file(state, str(tmp / WEIGHTS_FILE), metadata=meta)
 
-        return _write_folder(Path(folder), (CONFIG_FILE, WEIGHTS_FILE), overwrite, write, "SAE checkpoint")
+        return write_checkpoint_folder(Path(folder), (CONFIG_FILE, WEIGHTS_FILE), overwrite, write, "SAE checkpoint")
 
     @staticmethod
     def _read_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, str]]:
@@ -344,7 +338,7 @@ class SparseAutoencoder(nn.Module):
     @staticmethod
     def _check_config_digest(folder: Path, cfg: dict[str, Any], meta: dict[str, str]) -> None:
         if has_digests(meta):
-            _verify_config(folder / CONFIG_FILE, cfg, folder / WEIGHTS_FILE, meta, _checkpoint_remedy(folder))
+            verify_config_digest(folder / CONFIG_FILE, cfg, folder / WEIGHTS_FILE, meta, _checkpoint_remedy(folder))
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str | torch.device = "cpu", **expected: Any) -> "SparseAutoencoder":
@@ -422,7 +416,7 @@ class SparseAutoencoder(nn.Module):
 
     # ----------------------------------------------------------------- SAELens export
     def saelens_arch(self) -> tuple[str, dict[str, Any]]:
-        """SAELens architecture name and activation kwargs for :func:`export_saelens`."""
+        """SAELens architecture name and activation kwargs for :func:`toolkit.saelens.export_saelens`."""
         raise NotImplementedError(f"{type(self).__name__} has no SAELens equivalent")
 
 
@@ -465,7 +459,40 @@ class ReluSAE(SparseAutoencoder):
         return "standard", {}
 
 
-class TopKSAE(SparseAutoencoder):
+class _TopKCode(SparseAutoencoder):
+    """The TopK code path that TopKSAE, GuidedSAE and SCAR share: ``encode(x) = code(pre_acts(x))``,
+    where :meth:`code` keeps the ``k`` largest pre-activations, applies :meth:`activation` to them and
+    zeroes the rest. Subclasses choose the activation (ReLU here) and, for SCAR, what stays outside the
+    race. Not a checkpoint kind of its own (the leading underscore keeps it out of the registry)."""
+
+    k: int
+
+    def _set_k(self, k: Any, maximum: int, bound: str) -> None:
+        """Store ``k``, an integer in [1, maximum]; ``bound`` names the maximum in the error."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= maximum:
+            raise ValueError(f"k must be an integer in [1, {bound}], got {k!r}")
+        self.k = int(k)
+
+    def activation(self, values: torch.Tensor) -> torch.Tensor:
+        """What the top-k survivors become: ReLU, so L0 may fall below k but never exceeds it."""
+        return torch.relu(values)
+
+    def topk_code(self, pre: torch.Tensor, k: int) -> torch.Tensor:
+        """Zero all but the ``k`` largest entries of ``pre`` (last dim), apply :meth:`activation` to the survivors."""
+        # Order is irrelevant (the scatter puts each value back at its index) and unsorted is cheaper;
+        # CPU topk picks the same k entries either way, so the code does not depend on the flag.
+        values, indices = pre.topk(k, dim=-1, sorted=False)
+        return torch.zeros_like(pre).scatter(-1, indices, self.activation(values))
+
+    def code(self, pre: torch.Tensor) -> torch.Tensor:
+        """The sparse code of pre-activations ``pre``: the top ``k``, activated."""
+        return self.topk_code(pre, self.k)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.code(self.pre_acts(x))
+
+
+class TopKSAE(_TopKCode):
     """TopK SAE (Gao et al. 2024): keep the ``k`` largest pre-activations per token, ReLU them.
 
     L0 is exactly ``k`` or less by construction, so there is no sparsity penalty to tune. The AuxK loss
@@ -477,34 +504,24 @@ class TopKSAE(SparseAutoencoder):
     def __init__(self, d_in: int, n_latents: int, k: int = 32, *, aux_k: int | None = None,
                  aux_coeff: float = 1 / 32, dead_tokens: int = 100_000) -> None:
         super().__init__(d_in, n_latents, dead_tokens=dead_tokens)
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= n_latents:
-            raise ValueError(f"k must be an integer in [1, n_latents={n_latents}], got {k!r}")
+        self._set_k(k, n_latents, f"n_latents={n_latents}")
         if aux_k is None:
             aux_k = min(n_latents, max(2 * int(k), d_in // 2))
         if not isinstance(aux_k, (int, np.integer)) or not 1 <= aux_k <= n_latents:
             raise ValueError(f"aux_k must be an integer in [1, n_latents={n_latents}], got {aux_k!r}")
         if not (isinstance(aux_coeff, (int, float)) and math.isfinite(aux_coeff) and aux_coeff >= 0):
             raise ValueError(f"aux_coeff must be a finite number >= 0, got {aux_coeff!r}")
-        self.k = int(k)
         self.aux_k = int(aux_k)
         self.aux_coeff = float(aux_coeff)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "k": self.k, "aux_k": self.aux_k, "aux_coeff": self.aux_coeff}
 
-    def topk_code(self, pre: torch.Tensor, k: int) -> torch.Tensor:
-        """Zero all but the ``k`` largest entries of ``pre`` (last dim), ReLU the survivors."""
-        values, indices = pre.topk(k, dim=-1, sorted=False)  # order is irrelevant; unsorted is cheaper
-        return torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.topk_code(self.pre_acts(x), self.k)
-
     def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         if labels is not None:
             raise ValueError("TopKSAE is unsupervised; train it with labels=None")
         pre = self.pre_acts(x)
-        f = self.topk_code(pre, self.k)
+        f = self.code(pre)
         x_hat = self.decode(f)
         mse = self.reconstruction_loss(x, x_hat)
         aux = self.aux_loss(x, x_hat, pre)
@@ -532,393 +549,6 @@ class TopKSAE(SparseAutoencoder):
         return "topk", {"k": self.k}
 
 
-# --------------------------------------------------------------------------- training
-def _lr_factor(step: int, total: int, warmup: int, decay_frac: float) -> float:
-    """Linear warm-up, flat, then linear decay to zero over the last ``decay_frac`` of training."""
-    if step < warmup:
-        return (step + 1) / warmup
-    decay_start = int(total * (1 - decay_frac))
-    if step >= decay_start and total > decay_start:
-        return max(0.0, (total - step) / (total - decay_start))
-    return 1.0
-
-
-def train_sae(
-    sae: SparseAutoencoder,
-    acts: torch.Tensor | np.ndarray,
-    *,
-    steps: int | None = None,
-    epochs: float | None = None,
-    batch_size: int = 1024,
-    lr: float | None = None,
-    random_state: int = 0,
-    labels: torch.Tensor | np.ndarray | None = None,
-    progress: bool = True,
-    log_every: int = 20,
-    warmup_steps: int = 50,
-    decay_frac: float = 0.2,
-    device: str | torch.device | None = None,
-    callback: Callable[[int, dict[str, Any]], None] | None = None,
-) -> pd.DataFrame:
-    """Train ``sae`` on activations ``acts`` ``[n_tokens, d_in]`` with Adam; returns the history.
-
-    Give ``steps`` or ``epochs`` (not both); with neither, it trains ``max(500, 5 epochs)`` steps,
-    which brings the small problems of the notebooks and tests to convergence. The default ``lr`` is
-    ``4e-3 * sqrt(128 / n_latents)`` capped at 4e-3: larger dictionaries want smaller steps (Gao et
-    al. 2024 scale the learning rate as ``1/sqrt(n_latents)``). Batches are drawn by
-    shuffling with ``random_state``; ``labels`` (``[n_tokens, ...]``) are sliced with the same
-    indices and handed to ``sae.loss(batch, labels=batch_labels)``. The learning rate warms up over
-    ``warmup_steps`` and decays linearly to zero over the last ``decay_frac`` of the run.
-
-    The returned DataFrame has one row per ``log_every`` steps: ``step``, ``lr``, ``dead_frac`` and
-    every float the SAE's ``loss`` put in its info dict (``loss``, ``mse``, ``fvu``, ``l0`` ...),
-    averaged over the logged window.
-    """
-    if not isinstance(sae, SparseAutoencoder):
-        raise TypeError(f"sae must be a toolkit SparseAutoencoder, got {type(sae).__name__}")
-    acts = _as_tensor(acts)
-    n = acts.shape[0]
-    if acts.shape[1] != sae.d_in:
-        raise ValueError(f"acts have width {acts.shape[1]}, the SAE expects d_in={sae.d_in}")
-    if n == 0:
-        raise ValueError("acts is empty: no tokens to train on")
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    if lr is None:
-        lr = min(4e-3, 4e-3 * math.sqrt(128 / sae.n_latents))
-    lr = _check_positive("lr", lr)
-    random_state = check_int("random_state", random_state, minimum=0)
-    progress = check_bool("progress", progress)
-    log_every = check_int("log_every", log_every, minimum=1)
-    warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
-    decay_frac = check_number("decay_frac", decay_frac, minimum=0, maximum=1)
-    # Bad data would surface as "loss became nan ... lower lr", sending the user after the wrong cause.
-    bad_rows = ~torch.isfinite(acts).all(dim=1)
-    if bool(bad_rows.any()):
-        rows_hint = bad_rows.nonzero()[:5, 0].tolist()
-        check_finite("acts", acts, where=f"(row, column); {int(bad_rows.sum())} of {n} rows are affected "
-                                         f"(rows {rows_hint}{' ...' if int(bad_rows.sum()) > 5 else ''}). Drop or "
-                                         "repair them before training, e.g. acts[torch.isfinite(acts).all(dim=1)]")
-    if labels is not None:
-        labels = torch.as_tensor(np.asarray(labels)) if not isinstance(labels, torch.Tensor) else labels
-        if labels.ndim == 0 or labels.shape[0] != n:
-            raise ValueError(f"labels have shape {tuple(labels.shape)} but acts have {n} rows; they must align")
-        check_finite("labels", labels, where="(row, ...); every labelled token needs a finite label")
-    for name, tensor in sae.state_dict().items():
-        check_finite(f"the SAE's {name!r}", tensor, where="before training; re-create or re-load the SAE")
-    batch_size = min(batch_size, n)
-    steps_per_epoch = math.ceil(n / batch_size)
-    if steps is not None and epochs is not None:
-        raise ValueError(f"give steps or epochs, not both (got steps={steps}, epochs={epochs})")
-    if epochs is not None:
-        # Fractions are allowed (epochs=0.5 is half a pass), but not so few that no step would be taken.
-        epochs = _check_positive("epochs", epochs)
-        steps = round(epochs * steps_per_epoch)
-        if steps < 1:
-            raise ValueError(f"epochs={epochs} is less than one training step ({steps_per_epoch} steps per epoch "
-                             f"with {n} rows and batch_size={batch_size}); give epochs >= "
-                             f"{1 / steps_per_epoch:.3g} or steps >= 1")
-    elif steps is None:
-        steps = max(500, 5 * steps_per_epoch)
-    steps = check_int("steps", steps, minimum=1)
-
-    dev = torch.device(device) if device is not None else sae.W_enc.device
-    sae.to(dev)
-    if not bool(sae.initialized):
-        sae.initialize(acts)
-    sae.train()
-    opt = torch.optim.Adam(sae.parameters(), lr=lr, betas=(0.9, 0.999))
-    gen = torch.Generator().manual_seed(int(random_state))
-    warmup = min(warmup_steps, max(1, steps // 10))
-
-    from .progress import progress_bar as tqdm
-
-    rows: list[dict[str, float]] = []
-    window: dict[str, list[float]] = {}
-    order = torch.randperm(n, generator=gen)
-    cursor = 0
-    bar = tqdm(range(steps), desc=f"train {type(sae).__name__}", disable=not progress, leave=False)
-    for step in bar:
-        if cursor + batch_size > n:
-            order = torch.randperm(n, generator=gen)
-            cursor = 0
-        idx = order[cursor: cursor + batch_size]
-        cursor += batch_size
-        batch = acts[idx].to(dev, non_blocking=True)
-        batch_labels = labels[idx].to(dev) if labels is not None else None
-
-        factor = _lr_factor(step, steps, warmup, decay_frac)
-        for group in opt.param_groups:
-            group["lr"] = lr * factor
-        loss, info = sae.loss(batch, labels=batch_labels)
-        if not torch.isfinite(loss):
-            if step == 0:
-                # Inputs and weights are finite and no update has happened yet, so lr cannot be the cause.
-                raise FloatingPointError(
-                    f"SAE loss is {float(loss.detach())} on the first batch, before any update (inputs and weights are "
-                    f"finite), so lr is not the cause: a value overflowed in {sae.W_enc.dtype}; the activations' "
-                    f"largest |value| is {float(acts.abs().max()):.3g}, rescale or clip them")
-            raise FloatingPointError(f"SAE loss became {float(loss.detach())} at step {step}; lower lr (now {lr})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        sae.before_step()
-        opt.step()
-        sae.after_step()
-        if "latents" in info:
-            sae.record_firing(info["latents"])
-
-        for key, value in info.items():
-            if isinstance(value, float):
-                window.setdefault(key, []).append(value)
-        if (step + 1) % log_every == 0 or step == steps - 1:
-            row = {"step": step + 1, "lr": lr * factor, "dead_frac": float(sae.dead_mask().float().mean())}
-            row.update({k: float(np.mean(v)) for k, v in window.items()})
-            rows.append(row)
-            window = {}
-            if progress:
-                bar.set_postfix(loss=f"{row['loss']:.4g}", l0=f"{row.get('l0', float('nan')):.1f}",
-                                dead=f"{row['dead_frac']:.2f}")
-            if callback is not None:
-                callback(step + 1, row)
-    bar.close()
-    sae.eval()
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- metrics
-def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-    """Fraction of variance unexplained: ``sum ||x - x_hat||^2 / sum ||x - mean(x)||^2``.
-
-    0 is a perfect reconstruction; 1 is no better than predicting the mean activation.
-    """
-    if x.shape != x_hat.shape:
-        raise ValueError(f"x has shape {tuple(x.shape)} but x_hat has {tuple(x_hat.shape)}")
-    x = x.reshape(-1, x.shape[-1]).float()
-    x_hat = x_hat.reshape(-1, x_hat.shape[-1]).float()
-    resid = (x - x_hat).pow(2).sum()
-    total = (x - x.mean(dim=0)).pow(2).sum()
-    return resid / total.clamp_min(1e-12)
-
-
-@torch.no_grad()
-def sae_metrics(sae: SparseAutoencoder, acts: torch.Tensor | np.ndarray, *, batch_size: int = 4096) -> dict[str, float]:
-    """Evaluate on held-out activations: ``l0``, ``mse`` (per token, raw units), ``fvu``,
-    ``dead_frac`` (latents that never fire on ``acts``) and ``n_tokens``."""
-    acts = _as_tensor(acts)
-    dev = sae.W_enc.device
-    fired = torch.zeros(sae.n_latents, dtype=torch.bool, device=dev)
-    sq_err = 0.0
-    l0_sum = 0.0
-    sum_x = torch.zeros(acts.shape[1], dtype=torch.float64)
-    sum_sq = 0.0
-    for start in range(0, acts.shape[0], batch_size):
-        x = acts[start: start + batch_size].to(dev)
-        f = sae.encode(x)
-        x_hat = sae.decode(f)
-        sq_err += float((x - x_hat).double().pow(2).sum())
-        l0_sum += float((f > 0).sum())
-        fired |= (f > 0).any(dim=0)
-        sum_x += x.double().sum(dim=0).cpu()
-        sum_sq += float(x.double().pow(2).sum())
-    n = acts.shape[0]
-    total_var = sum_sq - float((sum_x ** 2).sum()) / n  # sum ||x - mean||^2
-    return {
-        "l0": l0_sum / n,
-        "mse": sq_err / n,
-        "fvu": sq_err / max(total_var, 1e-12),
-        "dead_frac": float((~fired).float().mean()),
-        "n_tokens": float(n),
-    }
-
-
-def ce_loss_recovered(
-    model: Any,
-    sae: SparseAutoencoder | Mapping[str, SparseAutoencoder],
-    texts: list[str],
-    layer: int,
-    *,
-    mean_act: torch.Tensor | None = None,
-) -> dict[str, Any]:
-    """How much of the model's next-token loss survives replacing layer ``layer``'s residual stream
-    by the SAE reconstruction.
-
-    Runs ``tk.token_losses`` clean, with the layer zero-ablated, with it mean-ablated (``mean_act``,
-    default: the mean activation over ``texts``) and once more per SAE with the SAE splice. Returns
-    the mean CE of each and ``recovered_zero = (L_zero - L_sae) / (L_zero - L_clean)`` (1 = lossless,
-    0 = as bad as deleting the layer's output), likewise ``recovered_mean``.
-
-    ``sae`` may be a mapping ``{name: sae}``: the three baseline passes are then shared and the result
-    is ``{name: metrics}``, which saves forward passes when comparing SAEs on the same texts.
-
-    The first position (the BOS token where the tokenizer adds one) keeps its clean value: it is an
-    attention sink with a huge norm that SAEs are not trained on, so splicing it would measure that
-    outlier rather than the SAE.
-    """
-    from . import tracing
-
-    saes = dict(sae) if isinstance(sae, Mapping) else {"": sae}
-    if not saes:
-        raise ValueError("sae is an empty mapping; give one SAE or {name: sae}")
-    for name, one in saes.items():
-        if not isinstance(one, SparseAutoencoder):
-            raise TypeError(f"sae {name!r} is a {type(one).__name__}, not a toolkit SparseAutoencoder")
-    if not texts:
-        raise ValueError("texts is empty")
-    n_layers = getattr(model, "n_layers", None)
-    if n_layers is not None and not 0 <= layer < n_layers:
-        raise ValueError(f"layer={layer} is out of range for a model with {n_layers} layers (0..{n_layers - 1})")
-    if mean_act is None:
-        mean_act = tracing.get_activations(model, texts, layer=layer).mean(dim=0)
-    mean_act = mean_act.detach()
-
-    def splice(replace: Callable[[torch.Tensor], torch.Tensor]) -> list[Any]:
-        def fn(h: torch.Tensor) -> torch.Tensor:
-            out = replace(h).to(h.dtype)
-            out[:, :1] = h[:, :1]  # keep the first position (attention sink) clean
-            return out
-        return [tracing.Edit(layer=layer, fn=fn)]
-
-    def recon(one: SparseAutoencoder) -> Callable[[torch.Tensor], torch.Tensor]:
-        def fn(h: torch.Tensor) -> torch.Tensor:
-            x = h.reshape(-1, h.shape[-1]).to(one.W_enc.device, torch.float32)
-            return one(x).reshape(h.shape).to(h.device)
-        return fn
-
-    def mean_ce(edits: list[Any] | None = None) -> float:
-        return float(torch.as_tensor(tracing.token_losses(model, texts, edits=edits)).float().mean())
-
-    with torch.no_grad():
-        c = mean_ce()
-        z = mean_ce(splice(torch.zeros_like))
-        m = mean_ce(splice(lambda h: mean_act.to(h.device, h.dtype).expand_as(h).clone()))
-        out = {}
-        for name, one in saes.items():
-            s = mean_ce(splice(recon(one)))
-            out[name] = {
-                "ce_clean": c,
-                "ce_sae": s,
-                "ce_zero": z,
-                "ce_mean": m,
-                "recovered_zero": (z - s) / (z - c) if z != c else float("nan"),
-                "recovered_mean": (m - s) / (m - c) if m != c else float("nan"),
-            }
-    return out if isinstance(sae, Mapping) else out[""]
-
-
-# --------------------------------------------------------------------------- SAELens format
-SAELENS_CONFIG = "cfg.json"
-SAELENS_WEIGHTS = "sae_weights.safetensors"
-
-
-def export_saelens(sae: SparseAutoencoder, folder: str | Path, *, hook_name: str = "", model_name: str = "",
-                   hook_layer: int | None = None, overwrite: bool = False) -> Path:
-    """Write ``sae`` in SAELens's on-disk format: ``cfg.json`` + ``sae_weights.safetensors``.
-
-    SAELens computes ``f = act((x - b_dec) @ W_enc + b_enc)`` and ``x_hat = f @ W_dec + b_dec`` on raw
-    activations, so our input ``scale`` is folded into the weights: ``W_enc / scale``,
-    ``W_dec * scale`` and ``b_dec * scale`` give exactly the same codes and reconstructions.
-
-    As with :meth:`SparseAutoencoder.save`, the folder is written atomically, a folder holding other
-    files (a toolkit checkpoint, say) is refused unless ``overwrite=True`` (which replaces its contents),
-    and the safetensors metadata records SHA-256 digests that :func:`load_saelens` verifies (SAELens
-    ignores the metadata).
-    """
-    if not isinstance(sae, SparseAutoencoder):
-        raise TypeError(f"sae must be a toolkit SparseAutoencoder, got {type(sae).__name__}")
-    arch, act_kwargs = sae.saelens_arch()
-    s = sae.scale.detach().float().cpu()
-    tensors = {
-        "W_enc": (sae.W_enc.detach().float().cpu() / s).contiguous(),
-        "b_enc": sae.b_enc.detach().float().cpu().contiguous(),
-        "W_dec": (sae.W_dec.detach().float().cpu() * s).contiguous(),
-        "b_dec": (sae.b_dec.detach().float().cpu() * s).contiguous(),
-    }
-    cfg: dict[str, Any] = {
-        "architecture": arch,
-        "d_in": sae.d_in,
-        "d_sae": sae.n_latents,
-        "dtype": "float32",
-        "device": "cpu",
-        "apply_b_dec_to_input": True,
-        "normalize_activations": "none",
-        "activation_fn": "topk" if arch == "topk" else "relu",
-        "activation_fn_kwargs": act_kwargs,
-        "model_name": model_name,
-        "hook_name": hook_name,
-        "hook_layer": -1 if hook_layer is None else int(hook_layer),
-        "hook_head_index": None,
-        "prepend_bos": True,
-        "dataset_path": "",
-        "context_size": 0,
-        "finetuning_scaling_factor": False,
-        "sae_lens_training_version": None,
-        "metadata": {
-            "model_name": model_name,
-            "hook_name": hook_name,
-            "exported_by": "toolkit.sae.export_saelens",
-            "toolkit_kind": type(sae).__name__,
-        },
-    }
-    if arch == "topk":
-        cfg["k"] = sae.k  # newer SAELens reads k at the top level of a TopK config
-    check_finite_tensors(tensors, where=f"of the {type(sae).__name__} being exported to {folder}; "
-                                         "a diverged SAE is not exported (retrain it, e.g. with a lower lr)")
-    meta = {"format": "pt", **digests(tensors, cfg)}
-
-    def write(tmp: Path) -> None:
-        from safetensors.torch import save_file
-
-        (tmp / SAELENS_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-        save_file(tensors, str(tmp / SAELENS_WEIGHTS), metadata=meta)
-
-    return _write_folder(Path(folder), (SAELENS_CONFIG, SAELENS_WEIGHTS), overwrite, write, "SAELens export")
-
-
-def load_saelens(folder: str | Path) -> SparseAutoencoder:
-    """Read a SAELens-format folder (``standard``/ReLU or ``topk``) back into a toolkit SAE.
-
-    A folder written by :func:`export_saelens` is verified against its recorded SHA-256 digests; one
-    written by SAELens itself has none, so only its shapes and finiteness are checked.
-    """
-    folder = Path(folder)
-    cfg_path, w_path = folder / SAELENS_CONFIG, folder / SAELENS_WEIGHTS
-    for path in (cfg_path, w_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found; a SAELens folder holds {SAELENS_CONFIG} and {SAELENS_WEIGHTS}")
-    remedy = f"export the SAE again with tk.export_saelens(sae, {str(folder)!r}, overwrite=True), or delete {folder}"
-    cfg = read_json(cfg_path, remedy)
-    w, meta = read_safetensors(w_path, remedy)
-    if has_digests(meta):
-        verify_tensors(w_path, w, meta, remedy)
-        _verify_config(cfg_path, cfg, w_path, meta, remedy)
-    check_finite_tensors(w, where=f"in {w_path}: an SAE with NaN/inf weights is refused")
-    arch = cfg.get("architecture")
-    try:
-        d_in, d_sae = check_int("d_in", cfg.get("d_in"), minimum=1), check_int("d_sae", cfg.get("d_sae"), minimum=1)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{cfg_path}: {err}") from err
-    if arch == "topk":
-        k = cfg.get("k", (cfg.get("activation_fn_kwargs") or {}).get("k"))
-        try:
-            sae: SparseAutoencoder = TopKSAE(d_in, d_sae, k)
-        except ValueError as err:
-            raise ValueError(f"{cfg_path}: {err}") from err
-    elif arch == "standard":
-        sae = ReluSAE(d_in, d_sae, 0.0)
-    else:
-        raise ValueError(f"{folder}: SAELens architecture {arch!r} is not supported; use 'standard' or 'topk'")
-    for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
-        want = tuple(getattr(sae, name).shape)
-        if name not in w or tuple(w[name].shape) != want:
-            got = tuple(w[name].shape) if name in w else "missing"
-            raise ValueError(f"{folder}: {name} is {got}, expected {want} for d_in={d_in}, d_sae={d_sae}")
-    with torch.no_grad():
-        for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
-            getattr(sae, name).copy_(w[name].float())
-        sae.scale.fill_(1.0)
-        sae.initialized.fill_(True)
-    return sae
-
-
 # --------------------------------------------------------------------------- supervised SAEs: G-SAE and SCAR
 def _standardize(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """Per-token standardization: zero mean and unit std across features; returns ``z, (mu, sigma)``."""
@@ -927,7 +557,7 @@ def _standardize(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, tupl
     return (x - mu) / sigma, (mu, sigma)
 
 
-class GuidedSAE(SparseAutoencoder):
+class GuidedSAE(_TopKCode):
     """Guided SAE (G-SAE, Härle et al., "Measuring and Guiding Monosemanticity", NeurIPS 2025).
 
     A TopK SAE whose first ``n_concepts`` latents are *reserved*: a binary cross-entropy term
@@ -944,26 +574,25 @@ class GuidedSAE(SparseAutoencoder):
       gradient telling it to fire.
 
     Train with ``tk.train_sae(gsae, acts, labels=Y)``, ``Y`` of shape ``[n_tokens]`` (one concept)
-    or ``[n_tokens, n_concepts]`` holding 0/1 per token. Decoder rows are left unnormalized (the
-    sigmoid bounds the code, so the decoder carries the scale); steering normalizes them anyway.
+    or ``[n_tokens, n_concepts]`` holding 0/1 per token. Decoder rows are left unnormalized
+    (``unit_norm_decoder = False``: the sigmoid bounds the code, so the decoder carries the scale);
+    steering normalizes them anyway.
 
     ``encode`` remembers the per-token statistics of its last input, so ``decode(encode(x))``
     returns raw activations as for every other SAE; to decode other codes pass ``stats=``.
     """
 
-    #: latents are in [0, 1], which ``tk.steer(..., gamma="balanced")`` relies on
-    latents_are_probabilities: ClassVar[bool] = True
+    unit_norm_decoder: ClassVar[bool] = False  # the bounded code needs a free decoder scale
+    latents_are_probabilities: ClassVar[bool] = True  # sigmoid codes, for gamma="balanced" steering
 
     def __init__(self, d_in: int, n_latents: int, k: int = 32, n_concepts: int = 1, *,
                  concept_weight: float = 1.0, dead_tokens: int = 100_000) -> None:
         super().__init__(d_in, n_latents, dead_tokens=dead_tokens)
         if not isinstance(n_concepts, (int, np.integer)) or isinstance(n_concepts, bool) or not 1 <= n_concepts < n_latents:
             raise ValueError(f"n_concepts must be an integer in [1, n_latents={n_latents}), got {n_concepts!r}")
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= n_latents:
-            raise ValueError(f"k must be an integer in [1, n_latents={n_latents}], got {k!r}")
+        self._set_k(k, n_latents, f"n_latents={n_latents}")
         if not (isinstance(concept_weight, (int, float)) and math.isfinite(concept_weight) and concept_weight >= 0):
             raise ValueError(f"concept_weight must be a finite number >= 0, got {concept_weight!r}")
-        self.k = int(k)
         self.n_concepts = int(n_concepts)
         self.concept_weight = float(concept_weight)
         self._last_stats: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -971,6 +600,11 @@ class GuidedSAE(SparseAutoencoder):
             # Standardized tokens have norm sqrt(d_in) and the code is bounded by 1, so start the
             # decoder rows at the norm that lets k half-active latents span that length.
             self.W_dec.mul_(math.sqrt(self.d_in / self.k))
+            if self.unit_norm_decoder:
+                # SCAR's ReLU code carries the scale, so its rows start on the constraint it trains under.
+                # Normalizing the scaled rows (rather than skipping the scaling) keeps its initial
+                # weights bit-identical to earlier toolkit versions.
+                self.normalize_decoder()
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "k": self.k, "n_concepts": self.n_concepts,
@@ -988,14 +622,6 @@ class GuidedSAE(SparseAutoencoder):
     def activation(self, values: torch.Tensor) -> torch.Tensor:
         """What the top-k survivors become: sigmoid for G-SAE."""
         return torch.sigmoid(values)
-
-    def code(self, pre: torch.Tensor) -> torch.Tensor:
-        """Keep the k largest pre-activations, apply :meth:`activation`, zero the rest."""
-        values, indices = pre.topk(self.k, dim=-1)
-        return torch.zeros_like(pre).scatter(-1, indices, self.activation(values))
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.code(self.pre_acts(x))
 
     def concept_probs(self, x: torch.Tensor) -> torch.Tensor:
         """``sigmoid(h[..., :n_concepts])``: each concept's probability, before TopK ``[..., C]``."""
@@ -1049,15 +675,15 @@ class GuidedSAE(SparseAutoencoder):
                 f"{type(self).__name__} is supervised: train it with tk.train_sae(sae, acts, labels=Y), "
                 f"Y of shape [n_tokens] or [n_tokens, {self.n_concepts}] with 0/1 per token"
             )
-        y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+        y = as_tensor(labels, "labels")
+        shape = tuple(y.shape)
         if y.ndim == 1:
             y = y[:, None]
         if y.ndim != 2 or y.shape[1] != self.n_concepts:
             raise ValueError(f"labels must have shape [n_tokens] or [n_tokens, n_concepts={self.n_concepts}], "
-                             f"got {tuple(torch.as_tensor(labels).shape)}")
+                             f"got {shape}")
         if n_tokens is not None and y.shape[0] != n_tokens:
             raise ValueError(f"got labels for {y.shape[0]} tokens but {n_tokens} activations; they must align")
-        y = y.float()
         if not torch.isfinite(y).all() or (y < 0).any() or (y > 1).any():
             raise ValueError("labels must be 0/1 (or probabilities in [0, 1]) per token and concept")
         return y
@@ -1078,12 +704,6 @@ class GuidedSAE(SparseAutoencoder):
                           recon=recon, bce=bce, concept_acc=acc)
         return total, info
 
-    def before_step(self) -> None:
-        """No decoder-norm constraint for G-SAE (the bounded code needs a free decoder scale)."""
-
-    def after_step(self) -> None:
-        """No decoder renormalization for G-SAE."""
-
 
 class SCAR(GuidedSAE):
     """Sparse Conditioned Autoencoder (Härle et al., "SCAR", 2024) on a block's MLP output.
@@ -1099,15 +719,15 @@ class SCAR(GuidedSAE):
     the concept, alpha>1 amplifies it. Scaling cannot create the concept where ``h_0 <= 0``.
     """
 
+    unit_norm_decoder: ClassVar[bool] = True  # the ReLU code carries the scale, as in a TopK SAE
     latents_are_probabilities: ClassVar[bool] = False
 
     def __init__(self, d_in: int, n_latents: int, k: int = 32, *, concept_weight: float = 1.0,
                  dead_tokens: int = 100_000) -> None:
+        # k latents compete besides the conditioned one, so k < n_latents (G-SAE allows k = n_latents)
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k < n_latents:
             raise ValueError(f"k must be an integer in [1, n_latents - 1 = {n_latents - 1}], got {k!r}")
         super().__init__(d_in, n_latents, k, 1, concept_weight=concept_weight, dead_tokens=dead_tokens)
-        with torch.no_grad():
-            self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True))
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
@@ -1118,10 +738,8 @@ class SCAR(GuidedSAE):
         return torch.relu(values)
 
     def code(self, pre: torch.Tensor) -> torch.Tensor:
-        rest = pre[..., 1:]
-        values, indices = rest.topk(self.k, dim=-1)
-        f_rest = torch.zeros_like(rest).scatter(-1, indices, torch.relu(values))
-        return torch.cat([torch.relu(pre[..., :1]), f_rest], dim=-1)
+        """ReLU of the conditioned latent, outside the race; the TopK code of the others."""
+        return torch.cat([self.activation(pre[..., :1]), self.topk_code(pre[..., 1:], self.k)], dim=-1)
 
     def steer_reconstruct(self, x: torch.Tensor, latent: int = 0, alpha: float = 1.0) -> torch.Tensor:
         """Reconstruction of ``x`` with latent ``latent`` multiplied by ``alpha``."""
@@ -1133,11 +751,3 @@ class SCAR(GuidedSAE):
         f = f.clone()
         f[..., int(latent)] = f[..., int(latent)] * float(alpha)
         return self.decode(f, stats)
-
-    def before_step(self) -> None:
-        self.remove_parallel_grad()
-
-    def after_step(self) -> None:
-        self.normalize_decoder()
-
-__all__ += ["GuidedSAE", "SCAR"]

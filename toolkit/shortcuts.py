@@ -1,16 +1,14 @@
-"""Shortcut learning: Decoy Digits, input-gradient attribution, the RRR loss, probes, the taxonomy.
+"""Shortcut learning: Decoy Digits, input-gradient attribution and the right-for-the-right-reasons loss.
 
-The vision half builds *Decoy Digits*, a small cousin of Ross et al.'s Decoy MNIST made from
-scikit-learn's bundled 8x8 digits (no download): a patch in a random corner whose grey level
-encodes the label. Its annotation masks feed both the saliency diagnostics and the
-right-for-the-right-reasons (RRR) loss.
+*Decoy Digits* is a small cousin of Ross et al.'s Decoy MNIST made from scikit-learn's bundled 8x8
+digits (no download): a patch in a random corner whose grey level encodes the label. Its annotation
+masks feed both the attribution diagnostics (input gradients, the saliency mass on the patch) and the
+right-for-the-right-reasons (RRR) loss, which trains a classifier to ignore the masked pixels.
 
-The language half holds the pieces of the probe experiment: the project's sentiment sentences,
-a spurious token inserted into them, the counterfactual flip rate, and the token's direction
-estimated from counterfactual pairs (remove it with ``toolkit.directions.remove_direction``).
-
-The taxonomy of shortcut research (Steinmann et al., 2024) is data, in
-``data/shortcuts/taxonomy.yaml``; this module loads it and draws it as a table and a tree.
+The module also loads the two data files of notebook 01, because the tests check them: the taxonomy of
+shortcut research (Steinmann et al., 2024, ``data/shortcuts/taxonomy.yaml``, every citation resolved)
+and the project's sentiment sentences (``data/sentiment/sentences.csv``). Drawing the taxonomy and the
+saliency maps is :mod:`toolkit.plots`'s job; the probe experiment's small helpers live in the notebook.
 """
 
 from __future__ import annotations
@@ -39,19 +37,13 @@ __all__ = [
     "rrr_penalty",
     "rrr_loss",
     "saliency_mass",
-    "accuracy_by_group",
-    "plot_saliency_grid",
     "load_taxonomy",
-    "taxonomy_table",
-    "plot_taxonomy_tree",
     "load_sentiment",
-    "SPURIOUS_TOKEN",
-    "add_token",
-    "counterfactual_direction",
-    "flip_rate",
 ]
 
 from .config import data_dir, torch_threads
+from .validation import as_numpy, as_tensor, check_int, check_number
+
 
 TAXONOMY_PATH = data_dir() / "shortcuts" / "taxonomy.yaml"
 SENTIMENT_PATH = data_dir() / "sentiment" / "sentences.csv"
@@ -224,10 +216,6 @@ def make_mlp(d_in: int = 144, hidden: int = 64, n_classes: int = 10, random_stat
     )
 
 
-def _as_tensor(x: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return x.to(dtype) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=dtype)
-
-
 def rrr_penalty(model: nn.Module, X: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Ross et al.'s (2017) explanation penalty, averaged over the batch.
 
@@ -235,8 +223,8 @@ def rrr_penalty(model: nn.Module, X: torch.Tensor, mask: torch.Tensor) -> torch.
     annotation mask (1 = "this input must not matter"). The graph is kept (``create_graph``) so
     the penalty can be minimised by gradient descent.
     """
-    X = _as_tensor(X).detach().requires_grad_(True)
-    mask = _as_tensor(mask)
+    X = as_tensor(X, "X").requires_grad_(True)  # as_tensor detaches: the graph starts at the input
+    mask = as_tensor(mask, "mask")
     if mask.shape != X.shape:
         raise ValueError(f"mask shape {tuple(mask.shape)} must equal input shape {tuple(X.shape)}")
     log_probs = F.log_softmax(model(X), dim=-1)
@@ -252,13 +240,14 @@ def rrr_loss(
     This is Ross et al.'s objective divided by the batch size (they sum over examples), without
     their separate L2 weight penalty (use the optimiser's ``weight_decay`` for that).
     """
-    if lam < 0:
-        raise ValueError(f"lam must be >= 0, got {lam}")
-    X = _as_tensor(X)
-    y = _as_tensor(y, torch.long)
+    lam = check_number("lam", lam, minimum=0.0)
+    X = as_tensor(X, "X")
+    y = as_tensor(y, "y", dtype=torch.long)
     ce = F.cross_entropy(model(X), y)
     if lam == 0:
         return ce
+    if mask is None:
+        raise ValueError(f"lam={lam} > 0 needs an annotation mask (1 where the input must not matter); pass mask=")
     return ce + lam * rrr_penalty(model, X, mask)
 
 
@@ -279,12 +268,17 @@ def train_classifier(
 
     Returns the mean training loss of each epoch. ``mask`` is needed only when ``lam > 0``.
     """
-    X = _as_tensor(X)
-    y = _as_tensor(y, torch.long)
+    X = as_tensor(X, "X")
+    y = as_tensor(y, "y", dtype=torch.long)
+    if len(y) != len(X):
+        raise ValueError(f"X has {len(X)} examples but y has {len(y)} labels; give one label per example")
+    lam = check_number("lam", lam, minimum=0.0)
+    epochs = check_int("epochs", epochs, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     if lam > 0:
         if mask is None:
             raise ValueError("lam > 0 needs an annotation mask; pass mask=")
-        mask = _as_tensor(mask)
+        mask = as_tensor(mask, "mask")
     gen = torch.Generator().manual_seed(random_state)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = []
@@ -316,12 +310,15 @@ def predict(model: nn.Module, X: Any) -> np.ndarray:
     """Predicted class per example."""
     model.eval()
     with torch_threads(1):
-        return model(_as_tensor(X)).argmax(-1).numpy()
+        return model(as_tensor(X, "X")).argmax(-1).numpy()
 
 
 def accuracy(model: nn.Module, X: Any, y: Any) -> float:
     """Fraction of examples classified correctly."""
-    return float((predict(model, X) == np.asarray(y)).mean())
+    pred, y = predict(model, X), as_numpy(y, "y")
+    if pred.shape != y.shape:
+        raise ValueError(f"y has shape {y.shape} but there are {len(pred)} examples; give one label per example")
+    return float((pred == y).mean())
 
 
 def input_gradients(model: nn.Module, X: Any, target: str | np.ndarray = "sum") -> np.ndarray:
@@ -333,7 +330,7 @@ def input_gradients(model: nn.Module, X: Any, target: str | np.ndarray = "sum") 
     """
     model.eval()
     with torch_threads(1):
-        return _input_gradients(model, _as_tensor(X).detach().requires_grad_(True), target)
+        return _input_gradients(model, as_tensor(X, "X").requires_grad_(True), target)
 
 
 def _input_gradients(model: nn.Module, X: torch.Tensor, target: str | np.ndarray) -> np.ndarray:
@@ -346,7 +343,7 @@ def _input_gradients(model: nn.Module, X: torch.Tensor, target: str | np.ndarray
         else:
             raise ValueError(f"target must be 'sum', 'pred' or an array of classes, got {target!r}")
     else:
-        cls = torch.as_tensor(np.asarray(target), dtype=torch.long).view(-1, 1)
+        cls = as_tensor(target, "target", dtype=torch.long).view(-1, 1)
         if cls.shape[0] != X.shape[0]:
             raise ValueError(f"target has {cls.shape[0]} classes for {X.shape[0]} examples")
         out = log_probs.gather(1, cls).sum()
@@ -360,67 +357,13 @@ def saliency_mass(grads: np.ndarray, mask: np.ndarray) -> np.ndarray:
     Squared gradients are used because they are what the RRR penalty sums. For comparison, the
     share of *pixels* inside a 4x4 patch on a 12x12 image is 16/144 = 0.11.
     """
-    grads = np.asarray(grads)
-    mask = np.asarray(mask, dtype=bool)
+    grads = as_numpy(grads, "grads")
+    mask = as_numpy(mask, "mask", dtype=bool)
     if grads.shape != mask.shape:
         raise ValueError(f"grads shape {grads.shape} must equal mask shape {mask.shape}")
     sq = (grads**2).reshape(len(grads), -1)
     inside = (sq * mask.reshape(len(mask), -1)).sum(1)
     return inside / np.maximum(sq.sum(1), 1e-12)
-
-
-def accuracy_by_group(y_true: Any, y_pred: Any, groups: Any) -> pd.DataFrame:
-    """Accuracy and size of each group, worst group first (columns: group, n, accuracy)."""
-    df = pd.DataFrame({"group": np.asarray(groups), "correct": np.asarray(y_true) == np.asarray(y_pred)})
-    out = df.groupby("group", sort=False)["correct"].agg(n="size", accuracy="mean").reset_index()
-    return out.sort_values("accuracy").reset_index(drop=True)
-
-
-def plot_saliency_grid(
-    images: np.ndarray,
-    saliency: dict[str, np.ndarray],
-    masks: np.ndarray | None = None,
-    titles: Sequence[str] | None = None,
-    cmap: str = "magma",
-):
-    """Image grid: the inputs in the first row, then one row of saliency maps per model.
-
-    ``saliency`` maps a row name to ``[n, H, W]`` maps (absolute values are shown, each map
-    scaled to its own maximum). Mask outlines, when given, are drawn in cyan.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    images = np.asarray(images)
-    n = len(images)
-    rows = 1 + len(saliency)
-    fig, axes = plt.subplots(rows, n, figsize=(1.3 * n, 1.4 * rows), squeeze=False)
-    for j in range(n):
-        panels = [("input", images[j], "gray")] + [(k, np.abs(v[j]), cmap) for k, v in saliency.items()]
-        for i, (name, img, cm) in enumerate(panels):
-            ax = axes[i, j]
-            ax.imshow(img, cmap=cm, vmin=0, vmax=max(float(img.max()), 1e-12))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if masks is not None:
-                rr, cc = np.nonzero(masks[j])
-                if len(rr):
-                    ax.add_patch(
-                        Rectangle(
-                            (cc.min() - 0.5, rr.min() - 0.5),
-                            cc.max() - cc.min() + 1,
-                            rr.max() - rr.min() + 1,
-                            fill=False,
-                            edgecolor="cyan",
-                            linewidth=1.2,
-                        )
-                    )
-            if j == 0:
-                ax.set_ylabel(name, fontsize=8)
-            if i == 0 and titles is not None:
-                ax.set_title(titles[j], fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,103 +409,9 @@ def load_taxonomy(path: str | Path | None = None) -> dict[str, Any]:
     return tax
 
 
-def _short_cite(key: str, refs: dict[str, Any]) -> str:
-    return refs[key]["short"]
-
-
-def taxonomy_table(tax: dict[str, Any], part: str = "methods") -> pd.DataFrame:
-    """The taxonomy as a flat table.
-
-    Args:
-        part: ``"methods"`` (stage, family, method, description, citation), ``"terms"``,
-            ``"kinds"``, ``"benchmarks"`` or ``"references"``.
-    """
-    refs = tax["references"]
-
-    def cites(keys: list[str] | None) -> str:
-        return "; ".join(_short_cite(k, refs) for k in keys or [])
-
-    if part == "methods":
-        rows = [
-            {"stage": stage, "family": fam["family"], "method": m["name"], "description": m["description"], "cite": cites(m.get("cite"))}
-            for stage in ("detection", "mitigation")
-            for fam in tax[stage]
-            for m in fam["methods"]
-        ]
-    elif part == "terms":
-        rows = [{"term": t["name"], "description": t["description"], "relation": t["relation"], "cite": cites(t.get("cite"))} for t in tax["terms"]]
-    elif part == "kinds":
-        rows = [{"kind": k["name"], "description": k["description"], "example": k["example"]} for k in tax["kinds"]]
-    elif part == "benchmarks":
-        rows = [
-            {"benchmark": b["name"], "task": b["task"], "shortcut": b["shortcut"], "kind": b["kind"], "cite": cites(b.get("cite"))}
-            for b in tax["benchmarks"]
-        ]
-    elif part == "references":
-        rows = [{"key": k, "short": v["short"], "reference": v["full"]} for k, v in refs.items()]
-    else:
-        raise ValueError(f"part must be one of 'methods', 'terms', 'kinds', 'benchmarks', 'references'; got {part!r}")
-    return pd.DataFrame(rows)
-
-
-def plot_taxonomy_tree(tax: dict[str, Any], figsize: tuple[float, float] = (14, 9)):
-    """Tree diagram: shortcut -> {detection, mitigation} -> families -> methods (with citations)."""
-    import matplotlib.pyplot as plt
-
-    refs = tax["references"]
-    leaves: list[tuple[str, str, str]] = []  # (stage, family, label)
-    for stage in ("detection", "mitigation"):
-        for fam in tax[stage]:
-            for m in fam["methods"]:
-                cite = ", ".join(_short_cite(k, refs) for k in m.get("cite", [])[:2])
-                leaves.append((stage, fam["family"], f"{m['name']}  [{cite}]"))
-    n = len(leaves)
-    fig, ax = plt.subplots(figsize=figsize)
-    ax.set_xlim(-0.05, 1.0)
-    ax.set_ylim(-0.5, n - 0.5)
-    ax.invert_yaxis()
-    ax.axis("off")
-    xs = {"root": 0.0, "stage": 0.14, "family": 0.32, "leaf": 0.55}
-    colours = {"detection": "#4C72B0", "mitigation": "#DD8452"}
-    box = dict(boxstyle="round,pad=0.3", linewidth=0.8)
-
-    def edge(x0, y0, x1, y1, c):
-        xm = (x0 + x1) / 2
-        ax.plot([x0, xm, xm, x1], [y0, y0, y1, y1], color=c, linewidth=0.8, alpha=0.7)
-
-    stage_y: dict[str, float] = {}
-    for stage in ("detection", "mitigation"):
-        ys = [i for i, lf in enumerate(leaves) if lf[0] == stage]
-        stage_y[stage] = float(np.mean(ys))
-        for fam in dict.fromkeys(lf[1] for lf in leaves if lf[0] == stage):
-            fy_list = [i for i, lf in enumerate(leaves) if lf[0] == stage and lf[1] == fam]
-            fy = float(np.mean(fy_list))
-            for i in fy_list:
-                edge(xs["family"] + 0.05, fy, xs["leaf"] - 0.005, i, colours[stage])
-                ax.text(xs["leaf"], i, leaves[i][2], va="center", fontsize=8)
-            edge(xs["stage"] + 0.04, stage_y[stage], xs["family"] - 0.06, fy, colours[stage])
-            ax.text(xs["family"], fy, fam, va="center", ha="center", fontsize=8.5,
-                    bbox={**box, "facecolor": "white", "edgecolor": colours[stage]})
-    root_y = float(np.mean(list(stage_y.values())))
-    for stage, y in stage_y.items():
-        edge(xs["root"] + 0.04, root_y, xs["stage"] - 0.04, y, colours[stage])
-        ax.text(xs["stage"], y, stage, va="center", ha="center", fontsize=10, color="white", weight="bold",
-                bbox={**box, "facecolor": colours[stage], "edgecolor": colours[stage]})
-    ax.text(xs["root"], root_y, "shortcut", va="center", ha="center", fontsize=10, weight="bold",
-            bbox={**box, "facecolor": "#EEEEEE", "edgecolor": "black"})
-    ax.set_title("Shortcut research: detection and mitigation families (after Steinmann et al. 2024)", fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
 # --------------------------------------------------------------------------------------------
-# Language: a spurious token in a sentiment probe
+# The sentiment sentences of the probe experiment (data/sentiment/sentences.csv)
 # --------------------------------------------------------------------------------------------
-# A source tag of the kind a scraper leaves behind: neutral in meaning, but in the notebook's
-# training set it is on every positive review and no negative one (a sampling-induced shortcut).
-SPURIOUS_TOKEN = "[app]"
-
-
 def load_sentiment(path: str | Path | None = None) -> pd.DataFrame:
     """The project's sentiment sentences: columns ``id, pair, text, label, split``.
 
@@ -578,42 +427,3 @@ def load_sentiment(path: str | Path | None = None) -> pd.DataFrame:
         raise ValueError(f"{path} has columns {list(df.columns)}; it needs {sorted(need)}")
     return df
 
-
-def add_token(
-    texts: Sequence[str], flags: Sequence[bool], token: str = SPURIOUS_TOKEN, where: str = "end"
-) -> list[str]:
-    """Insert ``token`` into the texts whose flag is True, at the ``"start"`` or the ``"end"``."""
-    texts = list(texts)
-    flags = [bool(f) for f in flags]
-    if len(flags) != len(texts):
-        raise ValueError(f"flags has {len(flags)} entries for {len(texts)} texts; give one flag per text")
-    if where not in ("start", "end"):
-        raise ValueError(f"where must be 'start' or 'end', got {where!r}")
-    if where == "start":
-        return [f"{token} {t}" if f else t for t, f in zip(texts, flags)]
-    return [f"{t} {token}" if f else t for t, f in zip(texts, flags)]
-
-
-def counterfactual_direction(acts_with: Any, acts_without: Any) -> np.ndarray:
-    """Unit vector of the mean activation change caused by a feature, from counterfactual pairs.
-
-    Row ``i`` of ``acts_with`` and of ``acts_without`` must come from the same text with and
-    without the feature, so everything but the feature cancels in the difference.
-    """
-    A = np.asarray(acts_with.detach().cpu() if isinstance(acts_with, torch.Tensor) else acts_with, dtype=np.float64)
-    B = np.asarray(acts_without.detach().cpu() if isinstance(acts_without, torch.Tensor) else acts_without, dtype=np.float64)
-    if A.shape != B.shape or A.ndim != 2:
-        raise ValueError(f"acts_with and acts_without must be paired [n, d] arrays; got {A.shape} and {B.shape}")
-    d = (A - B).mean(0)
-    norm = np.linalg.norm(d)
-    if not np.isfinite(norm) or norm == 0:
-        raise ValueError("the paired activations do not differ; the feature has no direction to remove")
-    return d / norm
-
-
-def flip_rate(probe: Any, X_a: Any, X_b: Any) -> float:
-    """Share of examples whose predicted class changes between two versions ``X_a`` and ``X_b``."""
-    pa, pb = probe.predict(np.asarray(X_a)), probe.predict(np.asarray(X_b))
-    if len(pa) != len(pb):
-        raise ValueError(f"X_a has {len(pa)} rows and X_b has {len(pb)}; they must be paired")
-    return float((pa != pb).mean())

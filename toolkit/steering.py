@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from .validation import check_choice, check_int, check_number
+from .sae import SCAR, SparseAutoencoder
+from .validation import as_tensor, check_choice, check_int, check_number, check_texts
 
 __all__ = ["steer", "steering_edit", "decoder_direction", "mlp_activations", "GAMMAS"]
 
@@ -77,16 +78,15 @@ def steering_edit(
         return Edit(layer=layer, fn=_AddScaled(v / v.norm(), alpha), site="resid")
 
     latent = 0 if latent is None else latent
-    if _is_scar(sae):
+    if isinstance(sae, SCAR):
         if gamma != "one":
             raise ValueError("SCAR steers by scaling its conditioned latent; gamma must be 'one'")
-        direction = decoder_direction(sae, latent)  # validates the index
-        del direction
+        decoder_direction(sae, latent)  # validates the index
         return Edit(layer=layer, fn=_ScarScale(sae, latent, alpha), site="mlp")
 
     direction = decoder_direction(sae, latent)
     if gamma == "balanced":
-        if not _is_guided(sae):
+        if not _latents_are_probabilities(sae):
             raise ValueError(
                 "gamma='balanced' needs latents that are probabilities in [0, 1] (a GuidedSAE); "
                 f"got {type(sae).__name__}; use gamma='one'"
@@ -120,8 +120,7 @@ def steer(
     """
     from .tracing import _check_layer, generate
 
-    if isinstance(prompts, str):
-        prompts = [prompts]
+    prompts = check_texts(prompts, "prompts")
     # the same layer answer as tk.get_activations and tk.Edit: negatives count from the last block
     layer = _check_layer(model, layer)
     max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=1)
@@ -135,28 +134,22 @@ def steer(
     elif edit.fn.width != d_model:
         raise ValueError(f"the steering vector has {edit.fn.width} entries but {_model_name(model)}'s d_model is "
                          f"{d_model}; pass a [{d_model}] vector (e.g. a difference of tk.get_activations means)")
-    return generate(model, list(prompts), max_new_tokens=max_new_tokens, edits=[edit], **generate_kwargs)
+    return generate(model, prompts, max_new_tokens=max_new_tokens, edits=[edit], **generate_kwargs)
 
 
 def _model_name(model: Any) -> str:
     return str(getattr(model, "name", "the model"))
 
 
-def mlp_activations(model: Any, texts: Sequence[str], layer: int, *, batch_size: int = 16) -> torch.Tensor:
-    """MLP outputs of block ``layer`` for every token, ``[n_tokens, d_model]`` (float32, CPU).
+def mlp_activations(model: Any, texts: Sequence[str], layer: int, *, batch_size: int = 16) -> Any:
+    """MLP outputs of block ``layer`` for every token: a ``tk.Activations`` (``.rows`` is ``[n_tokens, d_model]``).
 
-    The same rows as ``tk.get_activations(model, texts, layer)`` (padding and BOS removed), read at
-    the MLP output, which is what SCAR reconstructs.
+    The same tokens, index and sink rule as ``tk.get_activations(model, texts, layer)`` (padding and
+    BOS removed), read at the MLP output, which is what SCAR reconstructs.
     """
     from .tracing import get_activations
 
     return get_activations(model, texts, layer, site="mlp", batch_size=batch_size)
-
-
-def _edit(layer: int, fn: Any, site: str) -> Any:
-    from .tracing import Edit
-
-    return Edit(layer=layer, fn=fn, site=site)
 
 
 # --------------------------------------------------------------------------- edit functions
@@ -228,12 +221,9 @@ def _balanced_gamma(sae: Any, h: torch.Tensor, latent: int, alpha: float) -> tor
 
 
 # --------------------------------------------------------------------------- introspection
-def _is_guided(sae: Any) -> bool:
-    return type(sae).__name__ == "GuidedSAE" or getattr(sae, "latents_are_probabilities", False)
-
-
-def _is_scar(sae: Any) -> bool:
-    return hasattr(sae, "steer_reconstruct")
+def _latents_are_probabilities(sae: Any) -> bool:
+    # a toolkit SAE declares it (GuidedSAE does; SCAR, whose conditioned latent is a ReLU, does not)
+    return isinstance(sae, SparseAutoencoder) and sae.latents_are_probabilities
 
 
 def _decoder_matrix(sae: Any) -> torch.Tensor:
@@ -263,12 +253,13 @@ def _d_in(sae: Any) -> int | None:
 
 def _check_vector(vector: Any) -> torch.Tensor:
     """A steering vector as float32 [d]: one row ([d] or [1, d]), finite and non-zero."""
-    v = torch.as_tensor(vector).detach().float()
+    v = as_tensor(vector, "vector")
+    shape = tuple(v.shape)
     if v.dim() > 1:
         v = v.squeeze()  # a [1, d] mean over one text is still one direction
     if v.dim() != 1:
-        raise ValueError(f"the steering vector must be 1-D [d_model], got shape {tuple(torch.as_tensor(vector).shape)}; "
-                         "pass one direction, e.g. acts.mean(0)")
+        raise ValueError(f"the steering vector must be 1-D [d_model], got shape {shape}; "
+                         "pass one direction, e.g. acts.rows.mean(0)")
     if not torch.isfinite(v).all() or float(v.norm()) == 0.0:
         raise ValueError("the steering vector must be finite and non-zero")
     return v

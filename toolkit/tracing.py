@@ -20,7 +20,8 @@ import torch
 from .progress import progress_bar as tqdm
 
 from .models import SITES, Model
-from .validation import check_bool, check_choice, check_finite, check_int, check_number
+from .activations import POOLINGS, Activations
+from .validation import check_bool, check_choice, check_finite, check_int, check_number, check_texts
 
 
 @dataclass(frozen=True)
@@ -47,21 +48,6 @@ class Edit:
             raise ValueError(f"Edit site {self.site!r} is not supported; use one of {SITES}")
         if not callable(self.fn):
             raise TypeError(f"Edit fn must be callable, got {type(self.fn).__name__}")
-
-
-def _check_texts(texts: Sequence[str] | str, what: str = "texts") -> list[str]:
-    if isinstance(texts, str):
-        texts = [texts]
-    texts = list(texts)
-    if not texts:
-        raise ValueError(f"{what} is empty: pass at least one string")
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-    if bad:
-        raise TypeError(f"{what} must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
-    empty = [i for i, t in enumerate(texts) if not t.strip()]
-    if empty:
-        raise ValueError(f"{what}[{empty[0]}] is an empty string; every text needs at least one token")
-    return texts
 
 
 def _check_layer(model: Model, layer: Any) -> int:
@@ -192,15 +178,22 @@ def _tokenize(model: Model, texts: list[str], padding_side: str) -> dict[str, to
     return dict(enc)
 
 
-def _batches(n: int, batch_size: int, order: np.ndarray) -> list[np.ndarray]:
+def _batched(model: Model, texts: list[str], batch_size: int, *, desc: str, progress: bool | None = None,
+             padding_side: str = "right"):
+    """The one batching loop of every verb: yields ``(idx, enc)`` per batch.
+
+    Texts are ordered by token count so that a batch wastes little compute on padding (``idx`` says
+    which input texts a batch holds, so callers put results back in input order); each batch is
+    tokenized with ``padding_side`` and checked against the context length. A progress bar shows when
+    there is more than one batch, unless ``progress`` says otherwise.
+    """
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
-
-
-def _length_order(model: Model, texts: list[str]) -> np.ndarray:
-    # Batching texts of similar length wastes less compute on padding; results are put back in order.
     lengths = [len(ids) for ids in model.tokenizer(texts).input_ids]
-    return np.argsort(lengths, kind="stable")
+    order = np.argsort(lengths, kind="stable")
+    batches = [order[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+    show = progress if progress is not None else len(batches) > 1
+    for idx in tqdm(batches, desc=desc, disable=not show, leave=False):
+        yield idx, _tokenize(model, [texts[i] for i in idx], padding_side=padding_side)
 
 
 def _token_mask(model: Model, enc: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -211,7 +204,7 @@ def _token_mask(model: Model, enc: dict[str, torch.Tensor]) -> torch.Tensor:
     return mask
 
 
-REDUCTIONS = (None, "mean", "last")
+REDUCTIONS = (None, *POOLINGS)
 
 
 def _span_mask(model: Model, texts: list[str], spans: Sequence[tuple[int, int]], width: int) -> torch.Tensor:
@@ -244,26 +237,26 @@ def _check_spans(texts: list[str], spans: Any) -> list[tuple[int, int]]:
 
 
 def get_activations(model: Model, texts: Sequence[str] | str, layer: int | Sequence[int], *, reduce: str | None = None,
-                    batch_size: int = 16, return_index: bool = False, progress: bool | None = None,
-                    site: str = "resid", spans: Sequence[tuple[int, int]] | None = None):
+                    batch_size: int = 16, progress: bool | None = None, site: str = "resid",
+                    spans: Sequence[tuple[int, int]] | None = None):
     """Residual-stream activations after block ``layer`` (or, with ``site="mlp"``, that block's MLP output).
 
     Args:
         texts: strings (a single string is treated as one text).
         layer: a block index, or a list of them: then every listed layer is read from the same
-            forward pass and the result is a dict ``{layer: activations}`` (the pass stops after the
+            forward pass and the result is a dict ``{layer: result}`` (the pass stops after the
             deepest one).
-        reduce: ``None`` gives one row per token, ``[n_tokens, d_model]``, padding and BOS removed;
-            ``"mean"`` averages each text's tokens and ``"last"`` takes its last token, ``[n_texts, d_model]``.
-        return_index: with ``reduce=None`` also return a DataFrame mapping each row to
-            ``text_id``, ``position`` (in the tokenized text), ``token_id`` and ``token``.
+        reduce: ``None`` gives an :class:`~toolkit.activations.Activations`: one row per token
+            (padding and BOS removed) with the token index and sink flags. ``"mean"``, ``"last"``
+            or ``"max"`` give ``acts.pool(reduce)``, a tensor ``[n_texts, d_model]`` (sink rows left
+            out of the mean and max, see :mod:`toolkit.activations`).
         progress: tqdm bar; default shows one when there is more than one batch.
         spans: optional ``(start, end)`` character range per text: only the tokens overlapping
             ``text[start:end]`` are kept (e.g. the words of an action inside a question template).
 
-    Returns a float32 CPU tensor (and the index DataFrame if asked), or a dict of them for a list of layers.
+    Rows are float32 on the CPU.
     """
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     # Only a real sequence means "several layers"; anything else (2.0, "3", a 0-d tensor) is one index,
     # so a float gets the shared TypeError instead of "'float' object is not iterable".
     many = isinstance(layer, (list, tuple, range)) or (isinstance(layer, (np.ndarray, torch.Tensor)) and layer.ndim == 1)
@@ -275,22 +268,13 @@ def get_activations(model: Model, texts: Sequence[str] | str, layer: int | Seque
         layers = [_check_layer(model, layer)]
     check_choice("site", site, SITES)
     check_choice("reduce", reduce, REDUCTIONS)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    return_index = check_bool("return_index", return_index)
-    if return_index and reduce is not None:
-        raise ValueError("return_index=True needs reduce=None (the index maps token rows to texts)")
     spans = _check_spans(texts, spans) if spans is not None else None
     unique = sorted(set(layers))  # nnsight serves module outputs in execution order
-    order = _length_order(model, texts)
-    batches = _batches(len(texts), batch_size, order)
-    show = progress if progress is not None else len(batches) > 1
     per_text: dict[int, list[torch.Tensor | None]] = {L: [None] * len(texts) for L in unique}
     positions: list[np.ndarray | None] = [None] * len(texts)
     token_ids: list[np.ndarray | None] = [None] * len(texts)
     desc = f"activations @ layer {unique[0]}" if len(unique) == 1 else f"activations @ {len(unique)} layers"
-    for idx in tqdm(batches, desc=desc, disable=not show, leave=False):
-        batch_texts = [texts[i] for i in idx]
-        enc = _tokenize(model, batch_texts, padding_side="right")
+    for idx, enc in _batched(model, texts, batch_size, desc=desc, progress=progress):
         with torch.no_grad(), model.nn.trace(enc, remote=model.remote) as tracer:
             saved = nnsight.save([])  # only saved objects leave the trace
             for L in unique:
@@ -299,7 +283,7 @@ def get_activations(model: Model, texts: Sequence[str] | str, layer: int | Seque
         hidden = {L: h.detach().float().cpu() for L, h in zip(unique, saved)}
         mask = _token_mask(model, enc).cpu()
         if spans is not None:
-            mask &= _span_mask(model, batch_texts, [spans[i] for i in idx], mask.shape[1])
+            mask &= _span_mask(model, [texts[i] for i in idx], [spans[i] for i in idx], mask.shape[1])
         ids = enc["input_ids"].cpu()
         _check_activations_finite(model, hidden, mask, idx, texts, site)
         for row, i in enumerate(idx):
@@ -312,26 +296,15 @@ def get_activations(model: Model, texts: Sequence[str] | str, layer: int | Seque
             positions[i] = keep.nonzero().flatten().numpy()
             token_ids[i] = ids[row][keep].numpy()
 
-    def reduced(rows: list[torch.Tensor | None]) -> torch.Tensor:
-        if reduce == "mean":
-            return torch.stack([h.mean(0) for h in rows])
-        if reduce == "last":
-            return torch.stack([h[-1] for h in rows])
-        return torch.cat(rows)
-
-    acts = {L: reduced(per_text[L]) for L in layers}
-    result = acts if many else acts[layers[0]]
-    if not return_index:
-        return result
     text_id = np.concatenate([np.full(len(p), i) for i, p in enumerate(positions)])
-    tok_ids = np.concatenate(token_ids)
-    index = pd.DataFrame({
-        "text_id": text_id,
-        "position": np.concatenate(positions),
-        "token_id": tok_ids,
-        "token": model.tokenizer.convert_ids_to_tokens(tok_ids.tolist()),
-    })
-    return result, index
+    position, tok_ids = np.concatenate(positions), np.concatenate(token_ids)
+    result = {}
+    for L in layers:
+        acts = Activations.from_rows(torch.cat(per_text[L]), text_id, position, tok_ids, len(texts),
+                                     meta={"model": model.name, "layer": L, "site": site},
+                                     tokenizer=model.tokenizer)
+        result[L] = acts if reduce is None else acts.pool(reduce)
+    return result if many else result[layers[0]]
 
 
 def _check_activations_finite(model: Model, hidden: dict[int, torch.Tensor], mask: torch.Tensor, idx: np.ndarray,
@@ -369,7 +342,7 @@ def generate(model: Model, prompts: Sequence[str] | str, max_new_tokens: int = 3
     ``edits`` are applied at every decoding step, which is how steering works; an edit that makes
     NaN/inf (or overflowing) activations, or non-finite logits, raises a ValueError naming it.
     """
-    prompts = _check_texts(prompts, "prompts")
+    prompts = check_texts(prompts, "prompts")
     edits = _check_edits(model, edits)
     max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -393,15 +366,9 @@ def generate(model: Model, prompts: Sequence[str] | str, max_new_tokens: int = 3
         gen_kwargs.update(temperature=None, top_p=None, top_k=None)
     if random_state is not None and do_sample:
         torch.manual_seed(random_state)
-    order = _length_order(model, texts)
-    batches = _batches(len(texts), batch_size, order)
-    show = progress if progress is not None else len(batches) > 1
     outputs: list[str | None] = [None] * len(texts)
-    for idx in tqdm(batches, desc="generate", disable=not show, leave=False):
-        enc = _tokenize(model, [texts[i] for i in idx], padding_side="left")
+    for idx, enc in _batched(model, texts, batch_size, desc="generate", progress=progress, padding_side="left"):
         real = enc["attention_mask"].bool()  # the prompt's real tokens, for the edit check's first step
-        if model.adds_bos and not model.is_chat:
-            pass  # the tokenizer already prepended BOS
         with warnings.catch_warnings():
             # An open-ended `tracer.iter[:]` ends on a step the run never makes; nnsight warns by design.
             warnings.filterwarnings("ignore", message=".*was never reached.*")
@@ -464,15 +431,11 @@ def token_losses(model: Model, texts: Sequence[str] | str, *, edits: Sequence[Ed
     Returns a float tensor ``[n_texts]`` of mean loss per text, or with ``per_token=True`` a list of
     per-token loss tensors. ``exp`` of the mean is the text's perplexity.
     """
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     edits = _check_edits(model, edits)
     per_token = check_bool("per_token", per_token)
-    order = _length_order(model, texts)
-    batches = _batches(len(texts), batch_size, order)
-    show = progress if progress is not None else len(batches) > 1
     results: list[torch.Tensor | None] = [None] * len(texts)
-    for idx in tqdm(batches, desc="losses", disable=not show, leave=False):
-        enc = _tokenize(model, [texts[i] for i in idx], padding_side="right")
+    for idx, enc in _batched(model, texts, batch_size, desc="losses", progress=progress):
         logits = _forward_logits(model, enc, edits, _rows_are(idx))
         ids = enc["input_ids"].cpu()
         mask = enc["attention_mask"].cpu().bool()
@@ -492,117 +455,14 @@ def token_losses(model: Model, texts: Sequence[str] | str, *, edits: Sequence[Ed
 def logits(model: Model, texts: Sequence[str] | str, *, edits: Sequence[Edit] | Edit | None = None,
            batch_size: int = 16, chat: bool = False) -> torch.Tensor:
     """Next-token logits at each text's last position, ``[n_texts, vocab]`` (float32, CPU)."""
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     edits = _check_edits(model, edits)
     chat = check_bool("chat", chat)
     texts = [format_prompt(model, t, chat=chat) for t in texts] if chat else texts
-    order = _length_order(model, texts)
     out: list[torch.Tensor | None] = [None] * len(texts)
-    for idx in _batches(len(texts), batch_size, order):
-        enc = _tokenize(model, [texts[i] for i in idx], padding_side="right")
+    for idx, enc in _batched(model, texts, batch_size, desc="logits", progress=False):
         full = _forward_logits(model, enc, edits, _rows_are(idx))
         last = enc["attention_mask"].cpu().sum(1) - 1
         for row, i in enumerate(idx):
             out[i] = full[row, last[row]]
     return torch.stack(out)
-
-
-class StepDecoder:
-    """Decode a batch of prompts one token at a time, choosing each token yourself, through nnsight.
-
-    ``logits()`` gives the next-token logits ``[n_prompts, vocab]`` (float32, CPU) of every sequence
-    so far; ``append(tokens)`` adds one chosen token id per sequence; ``new_ids`` holds what was
-    appended. This is the loop under custom decoding rules (e.g. filtering candidates, MoRT).
-    A local model keeps a key-value cache, so each step runs only the new tokens (the batch is
-    left-padded, with position ids counted from each prompt's first real token, which gives the same
-    tokens as :func:`generate`); a remote model re-reads every whole sequence at each step. ``edits``
-    apply at every step, as in :func:`generate`. Prompts are used as plain text (no chat template)
-    or as lists of token ids.
-    """
-
-    def __init__(self, model: Model, prompts: Sequence[str] | str | Sequence[Sequence[int]], *,
-                 edits: Sequence[Edit] | Edit | None = None) -> None:
-        if isinstance(prompts, str) or (prompts and all(isinstance(p, str) for p in prompts)):
-            texts = _check_texts(prompts, "prompts")
-            self.prompt_ids = [list(model.tokenizer(t).input_ids) for t in texts]
-        else:
-            self.prompt_ids = [[int(t) for t in p] for p in prompts]
-            if not self.prompt_ids or any(len(p) == 0 for p in self.prompt_ids):
-                raise ValueError("prompts must be non-empty strings or non-empty lists of token ids")
-        too_long = [i for i, p in enumerate(self.prompt_ids) if len(p) > model.max_length]
-        if too_long:
-            raise ValueError(f"prompt {too_long[0]} has {len(self.prompt_ids[too_long[0]])} tokens, more than "
-                             f"{model.name}'s context of {model.max_length}")
-        self.model = model
-        self.edits = _check_edits(model, edits)
-        self.new_ids: list[list[int]] = [[] for _ in self.prompt_ids]
-        self._cache: Any = None
-        self._mask: torch.Tensor | None = None
-        self._positions: torch.Tensor | None = None
-        self._logits: torch.Tensor | None = None
-
-    @property
-    def ids(self) -> list[list[int]]:
-        """Prompt plus appended token ids of every sequence."""
-        return [p + n for p, n in zip(self.prompt_ids, self.new_ids)]
-
-    def append(self, tokens: Sequence[int]) -> None:
-        """Add one token id to every sequence (in prompt order)."""
-        tokens = [int(t) for t in tokens]
-        if len(tokens) != len(self.prompt_ids):
-            raise ValueError(f"append needs one token per sequence ({len(self.prompt_ids)}); got {len(tokens)}")
-        if self._logits is None:
-            raise RuntimeError("call logits() before append(): a token is chosen from the current logits")
-        for seq, t in zip(self.new_ids, tokens):
-            seq.append(t)
-        self._logits = None
-
-    def logits(self) -> torch.Tensor:
-        """Next-token logits ``[n_sequences, vocab]`` for the sequences as they stand."""
-        if self._logits is None:
-            self._logits = self._remote_step() if self.model.remote else self._cached_step()
-        return self._logits
-
-    def _run(self, **inputs: Any) -> Any:
-        with torch.no_grad(), self.model.nn.trace(**inputs, remote=self.model.remote):
-            stats = nnsight.save([])
-            _apply_edits(self.model, self.edits, stats, inputs["attention_mask"][:, -inputs["input_ids"].shape[1]:].bool())
-            out = self.model.nn.output.save()
-        _check_edit_stats(self.model, self.edits, stats, f"(step decoding, step {len(self.new_ids[0])})")
-        return out
-
-    def _cached_step(self) -> torch.Tensor:
-        device = self.model.device
-        if self._cache is None:  # the first step reads the (left-padded) prompts, later ones a single new token
-            pad = self._pad_id()
-            width = max(len(p) for p in self.ids)
-            ids = torch.tensor([[pad] * (width - len(p)) + p for p in self.ids], device=device)
-            self._mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in self.ids], device=device)
-            self._positions = (self._mask.cumsum(1) - 1).clamp(min=0)
-            feed_ids, feed_pos = ids, self._positions
-        else:
-            feed_ids = torch.tensor([[seq[-1]] for seq in self.new_ids], device=device)
-            self._mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], 1)
-            self._positions = feed_pos = self._positions[:, -1:] + 1
-        out = self._run(input_ids=feed_ids, attention_mask=self._mask, position_ids=feed_pos,
-                        past_key_values=self._cache, use_cache=True)
-        self._cache = out.past_key_values
-        logits = out.logits[:, -1].detach().float().cpu()
-        bad = ~torch.isfinite(logits.sum(-1))
-        if bool(bad.any()):  # a custom decoding rule would otherwise pick from NaN scores
-            raise ValueError(f"the model's next-token logits are non-finite for prompt {int(bad.nonzero()[0])} at step "
-                             f"{len(self.new_ids[0])}{_with_edits(self.edits)}")
-        return logits
-
-    def _pad_id(self) -> int:
-        pad = self.model.tokenizer.pad_token_id
-        return pad if pad is not None else 0  # padded positions are masked out, so any id will do
-
-    def _remote_step(self) -> torch.Tensor:
-        pad = self._pad_id()
-        seqs = self.ids
-        width = max(len(p) for p in seqs)
-        enc = {"input_ids": torch.tensor([p + [pad] * (width - len(p)) for p in seqs]),
-               "attention_mask": torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in seqs])}
-        full = _forward_logits(self.model, enc, self.edits, f"(step decoding, step {len(self.new_ids[0])})")
-        return torch.stack([full[row, len(p) - 1] for row, p in enumerate(seqs)])

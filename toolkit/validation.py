@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_int", "check_number", "check_bool", "check_choice", "check_finite"]
+__all__ = ["check_int", "check_number", "check_bool", "check_choice", "check_finite", "check_texts",
+           "as_numpy", "as_tensor"]
 
 
 def _describe(value: Any) -> str:
@@ -88,3 +89,64 @@ def _range(minimum: float | None, maximum: float | None) -> str:
     if maximum is not None:
         return f" <= {maximum}"
     return ""
+
+
+def check_texts(texts: Any, name: str = "texts", *, allow_single: bool = True, allow_empty: bool = False,
+                allow_blank: bool = False) -> list[str]:
+    """``texts`` as a list of strings: by default non-empty, each with at least one non-space character.
+
+    One contract for every function that takes text, with the exceptions named where they are called:
+    a single string is one text (``allow_single=True``, the default) or refused with a message saying
+    to wrap it in a list (``allow_single=False``, where one string is more likely a mistake, such as a
+    judge's batch). Scoring generated text passes ``allow_empty`` / ``allow_blank``: a model may
+    generate nothing, and that is a result to score, not an input error."""
+    if isinstance(texts, str):
+        if not allow_single:
+            raise TypeError(f"{name} must be a list of strings, got a single string; wrap it in a list: [{name}]")
+        texts = [texts]
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of strings, got {_describe(texts)}") from None
+    if not texts and not allow_empty:
+        raise ValueError(f"{name} is empty: pass at least one string")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"{name} must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+    empty = [] if allow_blank else [i for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        raise ValueError(f"{name}[{empty[0]}] is an empty string; every text needs at least one token")
+    return texts
+
+
+def as_numpy(x: Any, name: str = "x", *, dtype: Any = None, ndim: int | None = None) -> np.ndarray:
+    """``x`` (a numpy array, torch tensor of any dtype or device, or nested list) as a numpy array.
+
+    bfloat16 tensors are widened to float32 first (numpy has no bfloat16). With ``ndim`` the result
+    must have that many dimensions (a 1-D input to ``ndim=2`` becomes one row)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.dtype == torch.bfloat16:
+            x = x.float()
+        x = x.numpy()
+    try:
+        out = np.asarray(x, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__} ({err})") from None
+    if ndim is not None:
+        if ndim == 2 and out.ndim == 1:
+            out = out[None, :]
+        if out.ndim != ndim:
+            shape = "[n_samples, n_features]" if ndim == 2 else f"{ndim}-D"
+            raise ValueError(f"{name} must be a {ndim}-D array {shape}; got shape {out.shape}")
+    return out
+
+
+def as_tensor(x: Any, name: str = "x", *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``x`` (a tensor, numpy array or nested list) as a CPU-or-same-device torch tensor of ``dtype``."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(dtype)
+    try:
+        return torch.as_tensor(np.asarray(x), dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a tensor or array of numbers, got {type(x).__name__} ({err})") from None

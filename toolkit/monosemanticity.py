@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .validation import check_int, check_number
+from .validation import as_numpy, check_int, check_number
 
 __all__ = ["FMSResult", "FMSWarning", "fms", "fms_report", "fms_reference"]
 
@@ -133,21 +133,9 @@ def _as_tuple(p: int | Sequence[int]) -> tuple[int, ...]:
 # input checks
 
 
-def _to_numpy(x: Any, name: str) -> np.ndarray:
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
-        x = x.detach().cpu()
-        if str(x.dtype) == "torch.bfloat16":
-            x = x.float()
-        x = x.numpy()
-    try:
-        return np.asarray(x)
-    except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
-        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}") from err
-
-
 def _check_inputs(latents: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     """Latents as float32 [n, m] (what scikit-learn's trees use) and labels as int8 0/1."""
-    X = _to_numpy(latents, "latents")
+    X = as_numpy(latents, "latents")
     if X.ndim != 2:
         raise ValueError(f"latents must be 2-D [n_samples, n_latents], got shape {X.shape}")
     if X.shape[1] < 1:
@@ -161,7 +149,7 @@ def _check_inputs(latents: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         kind = "NaN" if np.isnan(X[r, c]) else "infinite"
         raise ValueError(f"latents contain {int(bad.sum())} NaN/infinite values (first: {kind} at row {r}, "
                          f"latent {c}); FMS needs finite activations")
-    y = _to_numpy(labels, "labels")
+    y = as_numpy(labels, "labels")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
