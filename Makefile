@@ -29,14 +29,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Fast mode runs every process on one thread (see toolkit/config.py), so the suite runs one pytest worker
+# per core (pytest-xdist). Notebooks go first: they are the longest items, and starting them early keeps
+# the last worker from finishing alone. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= auto
+PYTEST := TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+
 test: venv
-	TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600 -p no:cacheprovider
+	$(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600 tests
 
 test-unit: venv
-	TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests -p no:cacheprovider
+	$(PYTEST) tests
 
 test-notebooks: venv
-	TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600 -p no:cacheprovider
+	$(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600
 
 # The main job: every notebook in full mode on the embedded models. Executed copies go to
 # build/executed/, HTML renderings to build/html/, metrics to build/results/, the book to build/site/.
