@@ -479,14 +479,41 @@ class _TopKCode(SparseAutoencoder):
 
     def topk_code(self, pre: torch.Tensor, k: int) -> torch.Tensor:
         """Zero all but the ``k`` largest entries of ``pre`` (last dim), apply :meth:`activation` to the survivors."""
-        # Order is irrelevant (the scatter puts each value back at its index) and unsorted is cheaper;
-        # CPU topk picks the same k entries either way, so the code does not depend on the flag.
+        return self.dense_code(*self.topk_parts(pre, k), like=pre)
+
+    def topk_parts(self, pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` largest entries of ``pre`` as ``(activated values, latent indices)``, each ``[..., k]``."""
+        # Order is irrelevant (each value goes with its index) and unsorted is cheaper; CPU topk
+        # picks the same k entries either way, so the code does not depend on the flag.
         values, indices = pre.topk(k, dim=-1, sorted=False)
-        return torch.zeros_like(pre).scatter(-1, indices, self.activation(values))
+        return self.activation(values), indices
+
+    def sparse_code(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The code of pre-activations ``pre`` as ``(values, indices)``: the top ``k``, activated."""
+        return self.topk_parts(pre, self.k)
+
+    @staticmethod
+    def dense_code(values: torch.Tensor, indices: torch.Tensor, *, like: torch.Tensor) -> torch.Tensor:
+        """The ``[..., n_latents]`` code (shaped like ``like``) holding ``values`` at ``indices``, zero elsewhere."""
+        return torch.zeros_like(like).scatter(-1, indices, values)
 
     def code(self, pre: torch.Tensor) -> torch.Tensor:
-        """The sparse code of pre-activations ``pre``: the top ``k``, activated."""
-        return self.topk_code(pre, self.k)
+        """The sparse code of pre-activations ``pre``: the top ``k``, activated (zero elsewhere)."""
+        return self.dense_code(*self.sparse_code(pre), like=pre)
+
+    def decode_rows(self, values: torch.Tensor, indices: torch.Tensor, *, bias: bool = True) -> torch.Tensor:
+        """``f @ W_dec (+ b_dec)`` for the code ``f`` given as ``(values, indices)``, in scaled units.
+
+        Training decodes this way: summing the k chosen decoder rows costs ``k * d_in`` per token where
+        the dense product costs ``n_latents * d_in``, and its backward touches only those rows. With
+        k = 32 of 2,304 latents that made the decoder's forward and backward ~6x cheaper on a CPU
+        (the whole training step ~2x). The result equals the dense product up to float summation order.
+        """
+        lead = values.shape[:-1]
+        rows = nn.functional.embedding_bag(indices.reshape(-1, indices.shape[-1]), self.W_dec,
+                                           per_sample_weights=values.reshape(-1, values.shape[-1]).to(self.W_dec.dtype),
+                                           mode="sum").reshape(*lead, self.d_in)
+        return rows + self.b_dec if bias else rows
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.code(self.pre_acts(x))
@@ -521,11 +548,13 @@ class TopKSAE(_TopKCode):
         if labels is not None:
             raise ValueError("TopKSAE is unsupervised; train it with labels=None")
         pre = self.pre_acts(x)
-        f = self.code(pre)
-        x_hat = self.decode(f)
+        values, indices = self.sparse_code(pre)
+        x_hat = self.decode_rows(values, indices) * self.scale
         mse = self.reconstruction_loss(x, x_hat)
         aux = self.aux_loss(x, x_hat, pre)
         total = mse + self.aux_coeff * aux
+        with torch.no_grad():  # the dense code only feeds the logged stats and the dead-latent clock
+            f = self.dense_code(values, indices, like=pre)
         return total, self._info(x, x_hat, f, total, mse, aux=aux)
 
     def aux_loss(self, x: torch.Tensor, x_hat: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
@@ -541,8 +570,7 @@ class TopKSAE(_TopKCode):
             return pre.new_zeros(())
         residual = ((x - x_hat) / self.scale).detach()
         dead_pre = pre.masked_fill(~dead, float("-inf"))
-        f_aux = self.topk_code(dead_pre, min(self.aux_k, n_dead))
-        residual_hat = f_aux @ self.W_dec
+        residual_hat = self.decode_rows(*self.topk_parts(dead_pre, min(self.aux_k, n_dead)), bias=False)
         return (residual_hat - residual).pow(2).sum(dim=-1).mean()
 
     def saelens_arch(self) -> tuple[str, dict[str, Any]]:
@@ -691,9 +719,11 @@ class GuidedSAE(_TopKCode):
     def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         y = self.check_labels(labels, x.shape[0]).to(x.device)
         pre = self.pre_acts(x)
-        stats = self._last_stats
-        f = self.code(pre)
-        x_hat = self.decode(f, stats)
+        mu, sigma = self._last_stats
+        values, indices = self.sparse_code(pre)
+        x_hat = self.decode_rows(values, indices) * sigma + mu  # = decode(code(pre)), k rows per token
+        with torch.no_grad():  # the dense code only feeds the logged stats and the dead-latent clock
+            f = self.dense_code(values, indices, like=pre)
         x = x.to(x_hat.dtype)
         recon = ((x_hat - x).pow(2).sum(dim=-1) / x.pow(2).sum(dim=-1).clamp_min(1e-8)).mean()
         bce = nn.functional.binary_cross_entropy_with_logits(pre[:, : self.n_concepts], y)
@@ -737,9 +767,11 @@ class SCAR(GuidedSAE):
     def activation(self, values: torch.Tensor) -> torch.Tensor:
         return torch.relu(values)
 
-    def code(self, pre: torch.Tensor) -> torch.Tensor:
-        """ReLU of the conditioned latent, outside the race; the TopK code of the others."""
-        return torch.cat([self.activation(pre[..., :1]), self.topk_code(pre[..., 1:], self.k)], dim=-1)
+    def sparse_code(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ReLU of the conditioned latent (index 0), outside the race; the top ``k`` of the others."""
+        values, indices = self.topk_parts(pre[..., 1:], self.k)
+        return (torch.cat([self.activation(pre[..., :1]), values], dim=-1),
+                torch.cat([torch.zeros_like(indices[..., :1]), indices + 1], dim=-1))
 
     def steer_reconstruct(self, x: torch.Tensor, latent: int = 0, alpha: float = 1.0) -> torch.Tensor:
         """Reconstruction of ``x`` with latent ``latent`` multiplied by ``alpha``."""
