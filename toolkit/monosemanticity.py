@@ -337,6 +337,19 @@ class _Curves:
     threshold: float
 
 
+def _checked_split(latents: Any, labels: Any, p: Any, max_depth: Any, test_size: Any, random_state: Any,
+                   stop_at: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], np.ndarray, np.ndarray]:
+    """Every argument check :func:`fms` and :func:`fms_reference` share, then the stratified split:
+    ``(X, y, ps, train rows, test rows)``, so the fast path and its reference see the same samples."""
+    X, y = _check_inputs(latents, labels)
+    ps = _check_params(p, X.shape[1], max_depth)
+    _check_options(random_state, stop_at)
+    _check_degenerate(X, y)
+    tr, te = _split(y, test_size, random_state)
+    _check_held_out(te, test_size, len(y))
+    return X, y, ps, tr, te
+
+
 def _fms_curves(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray, n_removals: int,
                 max_depth: int, stop_at: float) -> _Curves:
     n, m = Xtr.shape
@@ -488,12 +501,7 @@ def fms(latents: Any, labels: Any, p: int | Sequence[int] = 1, max_depth: int = 
             balanced concept. The score itself is unchanged. Some (not all) constant latents, such as dead SAE
             latents, are fine: no tree can choose them, and they raise no warning.
     """
-    X, y = _check_inputs(latents, labels)
-    ps = _check_params(p, X.shape[1], max_depth)
-    _check_options(random_state, stop_at)
-    _check_degenerate(X, y)
-    tr, te = _split(y, test_size, random_state)
-    _check_held_out(te, test_size, len(y))
+    X, y, ps, tr, te = _checked_split(latents, labels, p, max_depth, test_size, random_state, stop_at)
     curves = _fms_curves(X[tr], y[tr], X[te], y[te], max(ps), int(max_depth), stop_at)
     ranking_first = int(curves.removed[0]) if len(curves.removed) else -1
     _check_splits(ranking_first, len(tr))
@@ -565,12 +573,7 @@ def fms_reference(latents: Any, labels: Any, p: int | Sequence[int] = 1, max_dep
     """
     from sklearn.tree import DecisionTreeClassifier
 
-    X, y = _check_inputs(latents, labels)
-    ps = _check_params(p, X.shape[1], max_depth)
-    _check_options(random_state, stop_at)
-    _check_degenerate(X, y)
-    tr, te = _split(y, test_size, random_state)
-    _check_held_out(te, test_size, len(y))
+    X, y, ps, tr, te = _checked_split(latents, labels, p, max_depth, test_size, random_state, stop_at)
     Xtr, ytr, Xte, yte = X[tr], y[tr], X[te], y[te]
 
     def acc(tree: DecisionTreeClassifier, cols: np.ndarray) -> float:
