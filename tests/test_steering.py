@@ -181,3 +181,41 @@ def test_mlp_activations_align_with_tokens(model):
     alone = tk.mlp_activations(model, texts[1:2], layer=LAYER)
     n0 = len(tk.get_activations(model, texts[:1], layer=LAYER))
     assert torch.allclose(mlp[n0:n0 + len(alone)], alone.rows, atol=1e-3)
+
+
+def test_alpha_list_runs_every_alpha_in_one_batch(model, unsteered, direction):
+    """steer(alpha=[...]) gives each (prompt, alpha) row its own edit: the same texts as one call per alpha."""
+    gsae = GuidedSAE(model.d_model, 64, k=4, n_concepts=1)
+    gsae.initialized.fill_(True)
+    scar = SCAR(model.d_model, 64, k=4)
+    scar.initialized.fill_(True)
+    for kw, alphas in ((dict(vector=direction), [-1.0, 0.0, 1.0]),
+                       (dict(sae=gsae, latent=0, gamma="balanced"), [-2.0, 2.0]),
+                       (dict(sae=scar), [0.0, 1.0, 3.0])):
+        swept = tk.steer(model, PROMPTS, layer=LAYER, alpha=alphas, max_new_tokens=8, **kw)
+        assert list(swept) == alphas
+        for a in alphas:
+            assert swept[a] == tk.steer(model, PROMPTS, layer=LAYER, alpha=a, max_new_tokens=8, **kw), (kw, a)
+    # the rows really differ: alpha 0 is the unsteered text, alpha 1 is not
+    swept = tk.steer(model, PROMPTS, vector=direction, layer=LAYER, alpha=[0.0, 1.0], max_new_tokens=8)
+    assert swept[0.0] == unsteered and all(a != b for a, b in zip(swept[1.0], unsteered))
+
+
+def test_alpha_list_is_checked(model, direction):
+    with pytest.raises(ValueError, match="repeat"):
+        tk.steer(model, PROMPTS, vector=direction, layer=LAYER, alpha=[0.5, 0.5])
+    with pytest.raises(ValueError, match="empty"):
+        tk.steer(model, PROMPTS, vector=direction, layer=LAYER, alpha=[])
+    with pytest.raises((TypeError, ValueError), match=r"alpha\[1\]"):
+        tk.steer(model, PROMPTS, vector=direction, layer=LAYER, alpha=[0.5, float("nan")])
+
+
+def test_per_text_edit_outside_a_verb_is_refused(direction):
+    from toolkit.steering import _PerText
+
+    fn = _PerText([steering_edit(layer=0, alpha=1.0, vector=torch.ones(D)).fn], 2)
+    with pytest.raises(RuntimeError, match="text indices"):
+        fn(torch.zeros(2, 3, D))
+    # rows 0-1 take block 0, rows 2-3 block 1, whatever order the batch holds them in
+    add = _PerText([lambda h: h + 1, lambda h: h - 1], 2).for_texts(np.array([3, 0, 2, 1]))
+    assert add(torch.zeros(4, 1, 1)).flatten().tolist() == [-1.0, 1.0, -1.0, 1.0]

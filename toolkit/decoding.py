@@ -87,7 +87,8 @@ class StepDecoder:
     def _run(self, **inputs: Any) -> Any:
         with torch.no_grad(), self.model.nn.trace(**inputs, remote=self.model.remote):
             stats = nnsight.save([])
-            _tracing._apply_edits(self.model, self.edits, stats, inputs["attention_mask"][:, -inputs["input_ids"].shape[1]:].bool())
+            _tracing._apply_edits(self.model, self.edits, stats, inputs["attention_mask"][:, -inputs["input_ids"].shape[1]:].bool(),
+                                  rows=np.arange(len(self.prompt_ids)))  # the batch is the prompts, in order
             out = self.model.nn.output.save()
         _tracing._check_edit_stats(self.model, self.edits, stats, f"(step decoding, step {len(self.new_ids[0])})")
         return out
@@ -125,7 +126,8 @@ class StepDecoder:
         width = max(len(p) for p in seqs)
         enc = {"input_ids": torch.tensor([p + [pad] * (width - len(p)) for p in seqs]),
                "attention_mask": torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in seqs])}
-        full = _tracing._forward_logits(self.model, enc, self.edits, f"(step decoding, step {len(self.new_ids[0])})")
+        full = _tracing._forward_logits(self.model, enc, self.edits, f"(step decoding, step {len(self.new_ids[0])})",
+                                       rows=np.arange(len(seqs)))
         return torch.stack([full[row, len(p) - 1] for row, p in enumerate(seqs)])
 
 

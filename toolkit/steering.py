@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .sae import SCAR, SparseAutoencoder
@@ -103,11 +104,11 @@ def steer(
     sae: Any = None,
     latent: int | None = None,
     layer: int,
-    alpha: float = 1.0,
+    alpha: float | Sequence[float] = 1.0,
     gamma: str = "one",
     max_new_tokens: int = 32,
     **generate_kwargs: Any,
-) -> list[str]:
+) -> list[str] | dict[float, list[str]]:
     """Generate from ``prompts`` while steering at block ``layer``; returns the continuations.
 
     ``tk.steer(model, prompts, vector=v, layer=L, alpha=0.2)`` adds ``alpha * ||x|| * v/||v||``.
@@ -117,14 +118,36 @@ def steer(
     alpha=0 (vector or G-SAE) reproduces unsteered generation exactly.
     ``layer`` may be negative (``-1`` is the last block), as everywhere in the toolkit. A vector must be
     ``[model.d_model]``; an alpha so large that the activations overflow raises (see ``tk.Edit``).
+
+    A list of alphas gives ``{alpha: continuations}`` from one batched run: every (prompt, alpha) pair
+    is a row of the same generation, each row with its own alpha. Decoding is memory-bound on a CPU
+    (each step reads every weight once, whatever the batch), so a sweep costs about one generation
+    instead of one per alpha.
     """
-    from .tracing import _check_layer, generate
+    from .tracing import Edit, _check_layer, generate
 
     prompts = check_texts(prompts, "prompts")
     # the same layer answer as tk.get_activations and tk.Edit: negatives count from the last block
     layer = _check_layer(model, layer)
     max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=1)
+    if isinstance(alpha, (list, tuple, np.ndarray, torch.Tensor)) and np.ndim(alpha) == 1:
+        alphas = [check_number(f"alpha[{i}]", a) for i, a in enumerate(np.asarray(alpha).tolist())]
+        if not alphas:
+            raise ValueError("alpha is an empty list; pass a number or a non-empty list of them")
+        if len(set(alphas)) != len(alphas):
+            raise ValueError(f"alpha lists {alphas}, with a repeat; each alpha must appear once (it keys the result)")
+        edits = [steering_edit(layer=layer, alpha=a, vector=vector, sae=sae, latent=latent, gamma=gamma) for a in alphas]
+        _check_model_width(model, edits[0], sae)
+        per_text = Edit(layer=layer, fn=_PerText([e.fn for e in edits], len(prompts)), site=edits[0].site)
+        texts = generate(model, [p for _ in alphas for p in prompts], max_new_tokens=max_new_tokens,
+                         edits=[per_text], **generate_kwargs)
+        return {a: texts[i * len(prompts):(i + 1) * len(prompts)] for i, a in enumerate(alphas)}
     edit = steering_edit(layer=layer, alpha=alpha, vector=vector, sae=sae, latent=latent, gamma=gamma)
+    _check_model_width(model, edit, sae)
+    return generate(model, prompts, max_new_tokens=max_new_tokens, edits=[edit], **generate_kwargs)
+
+
+def _check_model_width(model: Any, edit: Any, sae: Any) -> None:
     d_model = model.d_model
     if sae is not None:
         d_in = _d_in(sae)
@@ -134,7 +157,6 @@ def steer(
     elif edit.fn.width != d_model:
         raise ValueError(f"the steering vector has {edit.fn.width} entries but {_model_name(model)}'s d_model is "
                          f"{d_model}; pass a [{d_model}] vector (e.g. a difference of tk.get_activations means)")
-    return generate(model, prompts, max_new_tokens=max_new_tokens, edits=[edit], **generate_kwargs)
 
 
 def _model_name(model: Any) -> str:
@@ -184,6 +206,38 @@ class _AddScaled:
         if self.sae is not None:
             scale = scale * _balanced_gamma(self.sae, h, self.latent, self.alpha).to(h.dtype)
         return h + scale * u
+
+
+class _PerText:
+    """One edit function per block of texts: texts ``[i * n, (i + 1) * n)`` get ``fns[i]``.
+
+    The verbs batch texts by length, so a batch mixes blocks; :meth:`for_texts` receives the batch's
+    input indices (see ``tk.Edit``) and returns a function that edits each row with its own block's
+    function.
+    """
+
+    def __init__(self, fns: Sequence[Any], block: int) -> None:
+        self.fns = list(fns)
+        self.block = block
+
+    def __repr__(self) -> str:
+        return f"per-text[{', '.join(repr(f) for f in self.fns)}]"
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("a per-text edit needs the batch's text indices: run it through tk.generate, "
+                           "tk.token_losses or tk.logits")
+
+    def for_texts(self, idx: Any) -> Any:
+        which = torch.as_tensor(np.asarray(idx) // self.block)
+
+        def edit(h: torch.Tensor) -> torch.Tensor:
+            out = h.clone()
+            for i in which.unique().tolist():
+                rows = (which == i).nonzero().flatten().to(h.device)
+                out[rows] = self.fns[i](h[rows])
+            return out
+
+        return edit
 
 
 class _ScarScale:
