@@ -172,3 +172,15 @@ def test_best_f1_threshold_is_optimal_and_handles_ties():
     assert 0.0 < t < 0.3 and f1 == pytest.approx(6 / 7)  # the cut goes just above the zeros
     with pytest.raises(ValueError, match="no positives"):
         best_f1_threshold([0.1, 0.2], [0, 0])
+
+
+def test_cost_at_shift_is_signed():
+    """A rise is asked with a positive shift, a fall with a negative one; a move the other way does not count."""
+    a = [0.0, 1.0, 2.0]
+    falling = [0.8, 0.5, 0.1]
+    q = [10.0, 12.0, 20.0]
+    assert np.isnan(cost_at_shift(a, falling, q, 0.2))  # the score fell: it never rose by 0.2
+    assert cost_at_shift(a, falling, q, -0.3) == pytest.approx(12.0)
+    assert cost_at_shift(a, falling, q, -0.5) == pytest.approx(16.0)  # halfway from a fall of 0.3 to 0.7
+    with pytest.raises(ValueError, match="non-zero"):
+        cost_at_shift(a, falling, q, 0.0)

@@ -316,10 +316,13 @@ def fit_tradeoff(alphas: Sequence[float], concept: Sequence[float], quality: Seq
 
 def cost_at_shift(alphas: Sequence[float], concept: Sequence[float], quality: Sequence[float],
                   shift: float) -> float:
-    """Quality at the alpha where the concept score first moves ``shift`` from its alpha=0 value.
+    """Quality at the alpha where the concept score first moves by ``shift`` from its alpha=0 value.
 
-    Interpolates linearly between sweep points along increasing |alpha|; returns NaN when the
-    sweep never reaches that shift (the method cannot move the concept that far).
+    The shift is signed: ``shift > 0`` asks where the score first *rises* by ``shift``, ``shift < 0``
+    where it first *falls* by ``|shift|``; a move the other way does not count (a method that lowers
+    the score has not raised it, however far it moved). Interpolates linearly between sweep points
+    along increasing |alpha|; returns NaN when the sweep never reaches that shift (the method cannot
+    move the concept that far in that direction).
     """
     a = np.asarray(alphas, dtype=np.float64)
     c = np.asarray(concept, dtype=np.float64)
@@ -328,7 +331,10 @@ def cost_at_shift(alphas: Sequence[float], concept: Sequence[float], quality: Se
     a, c, q = a[order], c[order], q[order]
     if not np.isclose(a[0], 0.0):
         raise ValueError("the sweep must include alpha=0 as the unsteered reference")
-    moved = np.abs(c - c[0])
+    shift = check_number("shift", shift)
+    if shift == 0:
+        raise ValueError("shift must be non-zero: positive for a rise of the concept score, negative for a fall")
+    moved = (c - c[0]) * np.sign(shift)  # progress in the asked direction; a move the other way is negative
     target = abs(shift)
     for i in range(1, len(a)):
         if moved[i] >= target:
