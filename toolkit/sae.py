@@ -739,9 +739,18 @@ class SCAR(GuidedSAE):
     """Sparse Conditioned Autoencoder (Härle et al., "SCAR", 2024) on a block's MLP output.
 
     One conditioned latent (index 0) is tied to a concept by a BCE on ``sigmoid(h_0)``; the other
-    latents are a TopK-then-ReLU SAE. The conditioned latent is read as ``ReLU(h_0)`` outside the
-    TopK race, so detection can always read it. Inputs are standardized per token as in G-SAE,
-    decoder rows have unit norm (the ReLU code carries the scale).
+    latents are a TopK-then-ReLU SAE. Decoder rows have unit norm (the ReLU code carries the scale).
+
+    Where this follows or departs from the paper (Härle et al. 2024, arXiv:2411.07122):
+
+    - **Per-token standardization** (zero mean, unit std over features, undone after decoding), as in
+      G-SAE. The paper's text does not dwell on it, but the authors' released autoencoder standardizes
+      each token the same way; we follow the released code.
+    - **The conditioned latent sits outside the TopK race** (a deliberate departure): it is read as
+      ``ReLU(h_0)`` on every token and the other latents compete for ``k`` places, so L0 is at most
+      ``k + 1``. In the authors' TopK variant the conditioned latent competes like any other, so on a
+      token where it loses it reads 0: detection then sees nothing and scaling it steers nothing. (Their
+      JumpReLU variant likewise reads that latent's pre-activation past the threshold.)
 
     SCAR is meant to sit *inside* the model: the MLP output of its block is replaced by the
     reconstruction (``tk.Edit(layer, fn, site="mlp")``), and steering scales the conditioned
