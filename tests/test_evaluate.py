@@ -184,3 +184,29 @@ def test_cost_at_shift_is_signed():
     assert cost_at_shift(a, falling, q, -0.5) == pytest.approx(16.0)  # halfway from a fall of 0.3 to 0.7
     with pytest.raises(ValueError, match="non-zero"):
         cost_at_shift(a, falling, q, 0.0)
+
+
+def test_generation_perplexity_scores_only_the_continuation_in_its_generation_context(model):
+    """The continuation is scored after the prompt exactly as tk.generate formatted it (the chat template for
+    an instruct model), and only the continuation's tokens are averaged."""
+    import toolkit as tk
+
+    prompt, text = "Describe your morning in two sentences.", " I woke up early and made some coffee."
+    from toolkit.tracing import format_prompt
+
+    context = format_prompt(model, prompt)
+    losses = tk.token_losses(model, [context + text], per_token=True)[0].double()
+    n_ctx = len(model.tokenizer(context).input_ids)
+    n_full = len(model.tokenizer(context + text).input_ids)
+    expected = float(np.exp(losses[n_ctx - 1:].mean()))
+    assert n_full - n_ctx == len(losses[n_ctx - 1:]) > 3
+    got = tk.generation_perplexity(model, [text], [prompt])[0]
+    assert got == pytest.approx(expected, rel=1e-6)
+    # the plausible wrong answers: averaging the prompt's tokens too, or scoring without the generation context
+    assert got != pytest.approx(float(np.exp(losses.mean())), rel=1e-3)
+    plain = tk.generation_perplexity(model, [f"{prompt}{text}"], None)[0]
+    assert got != pytest.approx(plain, rel=1e-3)
+    # empty continuations get NaN, and the prompts must pair with the texts
+    assert np.isnan(tk.generation_perplexity(model, ["", text], [prompt, prompt])[0])
+    with pytest.raises(ValueError, match="pair up"):
+        tk.generation_perplexity(model, [text, text], [prompt])

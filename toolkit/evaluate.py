@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .validation import as_numpy, check_number, check_texts
+from .validation import as_numpy, check_int, check_number, check_texts
 
 __all__ = [
     "ConceptJudge",
@@ -205,30 +205,40 @@ def repetition_rate(texts: Sequence[str] | str, n: int = 3) -> np.ndarray | floa
 
 
 def generation_perplexity(model: Any, texts: Sequence[str], prompts: Sequence[str] | None = None,
-                          batch_size: int = 16) -> np.ndarray:
-    """Perplexity of each text under the unsteered ``model`` (``exp`` of its mean token loss).
+                          batch_size: int = 16, chat: bool | None = None) -> np.ndarray:
+    """Perplexity of each generated text under the unsteered ``model``: ``exp`` of its mean token loss.
 
-    With ``prompts``, the prompt is prepended as context so the continuation is judged in the
-    setting it was generated in; the loss then averages over prompt and continuation tokens,
-    and the prompt part is the same for every method, so differences come from the continuation.
+    With ``prompts``, each continuation is scored in the context that produced it: the prompt as
+    ``tk.generate`` formatted it (the chat template for an instruct model, as there; ``chat`` as in
+    ``tk.generate``), followed directly by the text. Only the continuation's own tokens are averaged:
+    the prompt's tokens are context, not something the method wrote (the G-SAE authors' evaluation
+    masks the prompt the same way). Without ``prompts`` the whole text is scored on its own.
     Empty texts get NaN.
     """
-    from .tracing import token_losses
+    from .tracing import format_prompt, token_losses
 
     texts = check_texts(texts, allow_single=False, allow_empty=True, allow_blank=True)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     if prompts is not None:
         prompts = check_texts(prompts, "prompts", allow_single=False, allow_empty=True, allow_blank=True)
         if len(prompts) != len(texts):
             raise ValueError(f"got {len(prompts)} prompts for {len(texts)} texts; they must pair up")
-        full = [f"{p} {t}".strip() for p, t in zip(prompts, texts)]
+        contexts = [format_prompt(model, p, chat=chat) for p in prompts]
     else:
-        full = list(texts)
+        contexts = [""] * len(texts)
+    full = [c + t for c, t in zip(contexts, texts)]
     out = np.full(len(full), np.nan)
     keep = [i for i, t in enumerate(texts) if t.strip()]
     for start in range(0, len(keep), batch_size):
         idx = keep[start : start + batch_size]
-        nll = token_losses(model, [full[i] for i in idx])
-        out[idx] = np.exp(np.asarray(as_numpy(nll, "nll"), dtype=np.float64))
+        losses = token_losses(model, [full[i] for i in idx], per_token=True)
+        offsets = model.tokenizer([full[i] for i in idx], return_offsets_mapping=True)["offset_mapping"]
+        for i, loss, spans in zip(idx, losses, offsets):
+            # token j's loss is losses[j - 1]; a continuation token starts at or after the context's end
+            # (a special token such as BOS has the empty span (0, 0) and is never one)
+            cont = [j for j, (a, b) in enumerate(spans) if j >= 1 and b > a and a >= len(contexts[i])]
+            if cont:
+                out[i] = float(np.exp(loss[[j - 1 for j in cont]].double().mean()))
     return out
 
 
