@@ -236,3 +236,54 @@ def test_torch_and_bfloat16_inputs_score_like_numpy():
     assert fms(Xb, y).score == fms(Xb.float().numpy(), y).score
     with pytest.raises(TypeError, match="latents must be a numpy array or torch tensor"):
         fms([[0.0, 1.0], [2.0]], y[:2])  # a ragged list is no array
+
+
+# --------------------------------------------------------------------------- imbalance and groups
+def _imbalanced(seed: int, n: int = 1000, share: float = 0.2):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < share).astype(int)
+    noise = rng.normal(size=(n, 20)).astype(np.float32)          # latents that know nothing
+    signal = noise.copy()
+    signal[:, 0] = y + 0.3 * rng.normal(size=n)                   # latent 0 carries the concept
+    return noise, signal, y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_balanced_accuracy_restores_the_chance_floor_on_an_imbalanced_concept(seed):
+    noise, signal, y = _imbalanced(seed)
+    with pytest.warns(UserWarning, match="balanced=True"):
+        plain = fms(noise, y)
+    balanced = fms(noise, y, balanced=True)
+    # plain accuracy of a latent that knows nothing sits near the 80% majority share; balanced near 0.5
+    assert plain.capacity > 0.7
+    assert abs(balanced.capacity - 0.5) < 0.1
+    # an informative latent is still found, and scores near 1 either way
+    assert fms(signal, y, balanced=True).capacity > 0.9
+    assert fms(signal, y, balanced=True).best_latent == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_balanced_fms_agrees_with_sklearn_oracle(seed):
+    _, signal, y = _imbalanced(seed, n=400, share=0.3)
+    fast = fms(signal, y, p=(1, 3), balanced=True)
+    slow = fms_reference(signal, y, p=(1, 3), balanced=True)
+    assert fast.capacity == slow.capacity
+    assert np.array_equal(fast.acc_by_removals, slow.acc_by_removals)
+    assert np.allclose(fast.acc_by_depth[:2], slow.acc_by_depth[:2])
+
+
+def test_groups_keep_every_group_on_one_side():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(60), 7)                          # 60 sentences of 7 tokens
+    y = rng.integers(0, 2, len(groups))
+    X = rng.normal(size=(len(groups), 5)).astype(np.float32)
+    X[:, 0] += 2 * y
+    res = fms(X, y, groups=groups)
+    assert not set(groups[res.train_index]) & set(groups[res.test_index])
+    assert 0.2 < len(res.test_index) / len(y) < 0.45                # about a third, whole groups only
+    plain = fms(X, y)
+    assert set(groups[plain.train_index]) & set(groups[plain.test_index])  # without groups, sentences straddle
+    with pytest.raises(ValueError, match="one group id per sample"):
+        fms(X, y, groups=groups[:-1])
+    with pytest.raises(ValueError, match="whole groups"):
+        fms(X, y, groups=np.zeros(len(y), dtype=int))

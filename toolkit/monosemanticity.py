@@ -11,7 +11,11 @@ latent cleanly carries one binary concept, using decision trees on latent activa
   ``max_depth``;
 * ``FMS@p = acc_0 (local@p + global) / 2``.
 
-Trees are fitted on a stratified, seeded split and scored on the held-out part.
+Trees are fitted on a stratified, seeded split and scored on the held-out part. ``groups`` (e.g. the
+sentence of each token) keeps every group on one side of the split, so tokens of one sentence are never
+both trained on and scored. ``balanced=True`` scores every held-out accuracy as *balanced* accuracy (the
+mean of the two classes' recalls): a latent that knows nothing then scores 0.5 whatever the class shares,
+which is the chance floor the definition assumes (plain accuracy puts it at the majority share).
 
 Degenerate inputs are refused or flagged rather than scored (see :func:`fms`): every latent constant
 (``ValueError``), fewer than ``MIN_HELD_OUT`` held-out samples (``ValueError``) and a minority class below
@@ -114,6 +118,14 @@ def _local(acc0: float, accp: float) -> float:
     return float(np.clip(2.0 * (acc0 - accp), 0.0, 1.0))
 
 
+def _accuracy(pred: np.ndarray, y: np.ndarray, balanced: bool) -> float:
+    """Held-out accuracy, or with ``balanced`` the mean of the two classes' recalls (chance = 0.5 always)."""
+    hit = pred == y
+    if not balanced:
+        return float(np.mean(hit))
+    return float(0.5 * (np.mean(hit[y == 1]) + np.mean(hit[y == 0])))
+
+
 def _global(acc0: float, acc_by_depth: np.ndarray) -> float:
     n = len(acc_by_depth)
     return float(np.clip(1.0 - np.sum(np.asarray(acc_by_depth) - acc0) / n, 0.0, 1.0))
@@ -198,7 +210,7 @@ def _check_options(random_state: Any, stop_at: Any) -> None:
     check_number("stop_at", stop_at, minimum=0.0, maximum=1.0)
 
 
-def _check_degenerate(X: np.ndarray, y: np.ndarray) -> None:
+def _check_degenerate(X: np.ndarray, y: np.ndarray, balanced: bool = False) -> None:
     """Refuse latents that can never split; warn when the classes are too imbalanced for the 0.5 floor."""
     # Constant latents cannot be chosen by any tree. Some constant ones are normal (dead SAE latents)
     # and are simply never picked; when all are, the "score" would be the majority-class rate.
@@ -208,13 +220,14 @@ def _check_degenerate(X: np.ndarray, y: np.ndarray) -> None:
                          "(e.g. an SAE's latents on these texts, not an all-dead or zeroed representation)")
     share = float(np.mean(y))
     minority = min(share, 1.0 - share)
-    if minority < MIN_CLASS_SHARE:
+    if minority < MIN_CLASS_SHARE and not balanced:  # balanced accuracy keeps the 0.5 floor
         majority = 1.0 - minority
         warnings.warn(
             f"labels are imbalanced: the minority class is {minority:.1%} of the {len(y)} samples (warned below "
             f"{MIN_CLASS_SHARE:.0%}). FMS assumes a 0.5 chance floor: a latent that knows nothing already has "
             f"capacity ~{majority:.2f}, and local@p is capped near 2 (1 - {majority:.3f}) = {2 * minority:.2f}, so "
-            "this score is not comparable with those of balanced concepts; subsample to balance the classes",
+            "this score is not comparable with those of balanced concepts; pass balanced=True (balanced accuracy) "
+            "or subsample to balance the classes",
             FMSWarning, stacklevel=3)
 
 
@@ -233,10 +246,26 @@ def _check_splits(best_latent: int, n_train: int) -> None:
                          "pass latents that vary on more samples, or another random_state")
 
 
-def _split(y: np.ndarray, test_size: float | int, random_state: int | None) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
+def _split(y: np.ndarray, test_size: float | int, random_state: int | None,
+           groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
     idx = np.arange(len(y))
+    if groups is not None:
+        # whole groups on each side, classes kept as even as the groups allow: the first fold of a
+        # stratified group k-fold, k = round(1 / test fraction)
+        n_groups = len(np.unique(groups))
+        frac = test_size if isinstance(test_size, float) else test_size / len(y)
+        k = int(round(1.0 / frac)) if 0 < frac < 1 else 0
+        if k < 2 or k > n_groups:
+            raise ValueError(f"test_size={test_size!r} with {n_groups} groups cannot hold out whole groups "
+                             f"(needs 2 <= round(1 / test fraction) <= number of groups)")
+        folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=random_state)
+        tr, te = next(folds.split(idx, y, groups))
+        if len(np.unique(y[te])) < 2 or len(np.unique(y[tr])) < 2:
+            raise ValueError(f"the group split (test_size={test_size!r}, {n_groups} groups) left one class out of "
+                             "a side; pass more groups or another random_state")
+        return np.sort(tr), np.sort(te)
     try:
         tr, te = train_test_split(idx, test_size=test_size, stratify=y, random_state=random_state)
     except ValueError as err:
@@ -338,20 +367,27 @@ class _Curves:
 
 
 def _checked_split(latents: Any, labels: Any, p: Any, max_depth: Any, test_size: Any, random_state: Any,
-                   stop_at: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], np.ndarray, np.ndarray]:
+                   stop_at: Any, balanced: Any = False, groups: Any = None
+                   ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], np.ndarray, np.ndarray]:
     """Every argument check :func:`fms` and :func:`fms_reference` share, then the stratified split:
     ``(X, y, ps, train rows, test rows)``, so the fast path and its reference see the same samples."""
     X, y = _check_inputs(latents, labels)
     ps = _check_params(p, X.shape[1], max_depth)
     _check_options(random_state, stop_at)
-    _check_degenerate(X, y)
-    tr, te = _split(y, test_size, random_state)
+    if not isinstance(balanced, (bool, np.bool_)):
+        raise TypeError(f"balanced must be True or False, got {balanced!r}")
+    if groups is not None:
+        groups = as_numpy(groups, "groups").reshape(-1)
+        if len(groups) != len(y):
+            raise ValueError(f"groups has {len(groups)} entries for {len(y)} samples; pass one group id per sample")
+    _check_degenerate(X, y, bool(balanced))
+    tr, te = _split(y, test_size, random_state, groups)
     _check_held_out(te, test_size, len(y))
     return X, y, ps, tr, te
 
 
 def _fms_curves(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray, n_removals: int,
-                max_depth: int, stop_at: float) -> _Curves:
+                max_depth: int, stop_at: float, balanced: bool = False) -> _Curves:
     n, m = Xtr.shape
     XT = np.ascontiguousarray(Xtr.T)
     order = np.argsort(XT, axis=1).astype(np.int32)  # the only sort of the feature values
@@ -374,7 +410,7 @@ def _fms_curves(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarr
         thr = float(np.float64(xs[f, nl - 1]) / 2.0 + np.float64(xs[f, nl]) / 2.0)
         return True, thr, nl, _majority(nl, pl_), _majority(n - nl, npos_root - pl_)
 
-    leaf_acc = float(np.mean(yte == _majority(n, npos_root)))
+    leaf_acc = _accuracy(np.full(len(yte), _majority(n, npos_root)), yte, balanced)
     ranking = np.argsort(-best[:, 0], kind="stable")
     acc_rem, removed = [], []
     threshold = np.nan
@@ -387,7 +423,7 @@ def _fms_curves(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarr
         if r == 0:
             threshold = thr
         pred = np.where(Xte[:, f].astype(np.float64) <= thr, left, right)
-        acc_rem.append(float(np.mean(pred == yte)))
+        acc_rem.append(_accuracy(pred, yte, balanced))
         if r < n_removals:
             removed.append(f)
 
@@ -427,7 +463,7 @@ def _fms_curves(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarr
                     new_te_seg[te_members] = len(new_sizes)
                     new_sizes.append(cn)
                     new_npos.append(cp)
-        acc = float(np.mean(te_pred == yte))
+        acc = _accuracy(te_pred, yte, balanced)
         acc_depth.append(acc)
         if acc >= stop_at or depth == max_depth:
             break
@@ -471,7 +507,8 @@ def _result(curves: _Curves, ps: tuple[int, ...], p: int | Sequence[int], tr: np
 
 
 def fms(latents: Any, labels: Any, p: int | Sequence[int] = 1, max_depth: int = 8,
-        test_size: float | int = 0.3, random_state: int | None = 0, stop_at: float = STOP_AT) -> FMSResult:
+        test_size: float | int = 0.3, random_state: int | None = 0, stop_at: float = STOP_AT, *,
+        balanced: bool = False, groups: Any = None) -> FMSResult:
     """Feature Monosemanticity Score of one binary concept.
 
     Args:
@@ -482,6 +519,15 @@ def fms(latents: Any, labels: Any, p: int | Sequence[int] = 1, max_depth: int = 
         test_size: held-out fraction (or count) of the stratified split the accuracies are measured on.
         random_state: seed of the split.
         stop_at: the depth sweep stops at the first tree whose held-out accuracy reaches this.
+        balanced: score every held-out accuracy (capacity, the removal and depth curves) as balanced
+            accuracy, the mean recall of the two classes. Use it for imbalanced concepts, e.g. token labels
+            where a third of the tokens are positive: a latent that knows nothing then scores 0.5 instead
+            of the majority share, so capacity, local@p and FMS keep the meaning the definition gives them.
+            The trees are grown as before (plain Gini); only their scoring changes.
+        groups: one group id per sample (e.g. the sentence of each token): the split keeps each group on one
+            side, stratified as far as the groups allow (the first fold of a stratified group k-fold with
+            k = round(1 / test fraction), so the held-out share is close to, not exactly, ``test_size``).
+            Without it, tokens of one sentence land on both sides and the held-out score is optimistic.
 
     Returns:
         :class:`FMSResult` with ``.capacity``, ``.local``, ``.global_``, ``.score``, ``.best_latent`` and the
@@ -495,14 +541,16 @@ def fms(latents: Any, labels: Any, p: int | Sequence[int] = 1, max_depth: int = 
             capacity >= 0.75 in 2% of splits, and below that (5 samples hold out 2) random latents score 1.0.
 
     Warns:
-        FMSWarning: when the minority class is below ``MIN_CLASS_SHARE`` = 40% of the samples. The definition
+        FMSWarning: when the minority class is below ``MIN_CLASS_SHARE`` = 40% of the samples and ``balanced`` is
+            False. The definition
             assumes a 0.5 chance floor: with a majority share q a latent that knows nothing already has
             capacity ~q and local@p is capped near 2 (1 - q), so the score is not comparable with that of a
             balanced concept. The score itself is unchanged. Some (not all) constant latents, such as dead SAE
             latents, are fine: no tree can choose them, and they raise no warning.
     """
-    X, y, ps, tr, te = _checked_split(latents, labels, p, max_depth, test_size, random_state, stop_at)
-    curves = _fms_curves(X[tr], y[tr], X[te], y[te], max(ps), int(max_depth), stop_at)
+    X, y, ps, tr, te = _checked_split(latents, labels, p, max_depth, test_size, random_state, stop_at,
+                                      balanced, groups)
+    curves = _fms_curves(X[tr], y[tr], X[te], y[te], max(ps), int(max_depth), stop_at, bool(balanced))
     ranking_first = int(curves.removed[0]) if len(curves.removed) else -1
     _check_splits(ranking_first, len(tr))
     return _result(curves, ps, p, tr, te, ranking_first)
@@ -517,7 +565,8 @@ def fms_report(latents: Any, labels: Mapping[str, Any], p: int | Sequence[int] =
             with the same keys as ``labels`` (concepts measured on different sentences).
         labels: ``{concept: binary labels}``.
         p: removal counts reported as ``local@p`` and ``FMS@p`` columns.
-        **kwargs: passed to :func:`fms` (``max_depth``, ``test_size``, ``random_state``, ``stop_at``).
+        **kwargs: passed to :func:`fms` (``max_depth``, ``test_size``, ``random_state``, ``stop_at``,
+            ``balanced``). ``groups`` may be a dict ``{concept: group ids}`` (concepts on different samples).
 
     Each concept is checked as in :func:`fms`; its errors and :class:`FMSWarning`s name the concept.
 
@@ -538,10 +587,13 @@ def fms_report(latents: Any, labels: Mapping[str, Any], p: int | Sequence[int] =
     results, rows = {}, {}
     for concept, y in labels.items():
         X = latents[concept] if isinstance(latents, Mapping) else latents
+        kw = dict(kwargs)
+        if isinstance(kw.get("groups"), Mapping):
+            kw["groups"] = kw["groups"].get(concept)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", FMSWarning)
-                res = fms(X, y, p=ps, **kwargs)
+                res = fms(X, y, p=ps, **kw)
         except ValueError as err:
             raise ValueError(f"concept {concept!r}: {err}") from err
         for w in caught:  # re-issued with the concept's name, pointing at the caller of fms_report
@@ -565,7 +617,7 @@ def fms_report(latents: Any, labels: Mapping[str, Any], p: int | Sequence[int] =
 
 def fms_reference(latents: Any, labels: Any, p: int | Sequence[int] = 1, max_depth: int = 8,
                   test_size: float | int = 0.3, random_state: int | None = 0,
-                  stop_at: float = STOP_AT) -> FMSResult:
+                  stop_at: float = STOP_AT, *, balanced: bool = False, groups: Any = None) -> FMSResult:
     """Slow oracle: the same definition with one plain scikit-learn ``DecisionTreeClassifier`` per tree.
 
     Every removal refits a depth-1 tree on the remaining latents; every depth d = 1..n fits its own tree.
@@ -573,11 +625,15 @@ def fms_reference(latents: Any, labels: Any, p: int | Sequence[int] = 1, max_dep
     """
     from sklearn.tree import DecisionTreeClassifier
 
-    X, y, ps, tr, te = _checked_split(latents, labels, p, max_depth, test_size, random_state, stop_at)
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    X, y, ps, tr, te = _checked_split(latents, labels, p, max_depth, test_size, random_state, stop_at,
+                                      balanced, groups)
     Xtr, ytr, Xte, yte = X[tr], y[tr], X[te], y[te]
+    score = balanced_accuracy_score if balanced else accuracy_score
 
     def acc(tree: DecisionTreeClassifier, cols: np.ndarray) -> float:
-        return float(np.mean(tree.predict(Xte[:, cols]) == yte))
+        return float(score(yte, tree.predict(Xte[:, cols])))
 
     remaining = np.arange(X.shape[1])
     acc_rem, removed = [], []
