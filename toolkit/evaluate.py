@@ -20,6 +20,8 @@ import pandas as pd
 from .validation import as_numpy, check_int, check_number, check_texts
 
 __all__ = [
+    "pearson_ci",
+    "pearson_difference_ci",
     "ConceptJudge",
     "auroc",
     "latent_aurocs",
@@ -70,6 +72,64 @@ def best_latent(latents: np.ndarray, labels: Sequence[int] | np.ndarray) -> tupl
     aucs = latent_aurocs(latents, labels)
     idx = int(np.nanargmax(aucs))
     return idx, float(aucs[idx])
+
+
+def _pearson_last_axis(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Pearson r along the last axis (any leading axes, as scipy's vectorized bootstrap passes them)."""
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    return (xc * yc).sum(-1) / np.sqrt((xc * xc).sum(-1) * (yc * yc).sum(-1))
+
+
+def _paired_columns(name: str, arrays: Sequence[Any]) -> list[np.ndarray]:
+    cols = [as_numpy(a, name).astype(np.float64).reshape(-1) for a in arrays]
+    n = len(cols[0])
+    if any(len(c) != n for c in cols):
+        raise ValueError(f"{name}: got lengths {[len(c) for c in cols]}; every array needs one value per item")
+    if n < 4:
+        raise ValueError(f"{name}: a correlation interval needs at least 4 paired items, got {n}")
+    if any(not np.isfinite(c).all() for c in cols):
+        raise ValueError(f"{name}: the values must be finite")
+    return cols
+
+
+def pearson_ci(scores: Any, labels: Any, *, confidence_level: float = 0.95, n_resamples: int = 2000,
+               random_state: int = 0) -> tuple[float, float, float]:
+    """Pearson r of ``scores`` with ``labels`` and its bootstrap confidence interval: ``(r, low, high)``.
+
+    The items (pairs of score and label) are resampled with replacement (``scipy.stats.bootstrap``,
+    BCa interval), so the interval says how much r depends on which items happened to be in the set.
+    """
+    x, y = _paired_columns("pearson_ci", [scores, labels])
+    from scipy.stats import bootstrap
+
+    check_number("confidence_level", confidence_level, minimum=0.0, maximum=1.0)
+    res = bootstrap((x, y), _pearson_last_axis, paired=True, vectorized=True, confidence_level=confidence_level,
+                    n_resamples=check_int("n_resamples", n_resamples, minimum=100),
+                    rng=np.random.default_rng(check_int("random_state", random_state)))
+    return float(_pearson_last_axis(x, y)), float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def pearson_difference_ci(scores_a: Any, scores_b: Any, labels: Any, *, confidence_level: float = 0.95,
+                          n_resamples: int = 2000, random_state: int = 0) -> tuple[float, float, float]:
+    """``r(a, labels) - r(b, labels)`` with a paired bootstrap interval: ``(difference, low, high)``.
+
+    Both scores are of the same items, so each resample draws items once and recomputes both
+    correlations on them: the interval of the *difference* is then much narrower than the two
+    separate intervals suggest. A claim "a agrees better than b" is supported when ``low > 0``.
+    """
+    a, b, y = _paired_columns("pearson_difference_ci", [scores_a, scores_b, labels])
+    from scipy.stats import bootstrap
+
+    check_number("confidence_level", confidence_level, minimum=0.0, maximum=1.0)
+
+    def diff(a_, b_, y_, axis=-1):
+        return _pearson_last_axis(a_, y_) - _pearson_last_axis(b_, y_)
+
+    res = bootstrap((a, b, y), diff, paired=True, vectorized=True, confidence_level=confidence_level,
+                    n_resamples=check_int("n_resamples", n_resamples, minimum=100),
+                    rng=np.random.default_rng(check_int("random_state", random_state)))
+    return float(diff(a, b, y)), float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def f1_score(predicted: Sequence[bool] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
