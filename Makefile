@@ -78,7 +78,7 @@ site: venv
 
 benchmarks: venv
 	$(BIN)/python benchmarks/activations.py
-	@for b in benchmarks/fms.py benchmarks/sae_training.py benchmarks/steering.py; do \
+	@for b in benchmarks/fms.py benchmarks/sae_training.py benchmarks/steering.py benchmarks/generation.py; do \
 	  if [ -f $$b ]; then $(BIN)/python $$b || exit 1; fi; done
 
 # Two fast-mode runs of one notebook must write identical metrics JSON (slow, so opt-in).
