@@ -75,7 +75,8 @@ def best_latent(latents: np.ndarray, labels: Sequence[int] | np.ndarray) -> tupl
 
 
 def _pearson_last_axis(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Pearson r along the last axis (any leading axes, as scipy's vectorized bootstrap passes them)."""
+    """Pearson r along the last axis (any leading axes, as scipy's vectorized bootstrap passes them; it
+    always asks for ``axis=-1``)."""
     xc = x - x.mean(axis=-1, keepdims=True)
     yc = y - y.mean(axis=-1, keepdims=True)
     return (xc * yc).sum(-1) / np.sqrt((xc * xc).sum(-1) * (yc * yc).sum(-1))
@@ -93,6 +94,18 @@ def _paired_columns(name: str, arrays: Sequence[Any]) -> list[np.ndarray]:
     return cols
 
 
+def _paired_bootstrap(data: tuple[np.ndarray, ...], statistic: Any, confidence_level: float, n_resamples: int,
+                      random_state: int) -> tuple[float, float, float]:
+    """``statistic`` on the items and its BCa interval, resampling whole items (``scipy.stats.bootstrap``)."""
+    from scipy.stats import bootstrap
+
+    check_number("confidence_level", confidence_level, minimum=0.0, maximum=1.0)
+    res = bootstrap(data, statistic, paired=True, vectorized=True, confidence_level=confidence_level,
+                    n_resamples=check_int("n_resamples", n_resamples, minimum=100),
+                    rng=np.random.default_rng(check_int("random_state", random_state)))
+    return float(statistic(*data)), float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def pearson_ci(scores: Any, labels: Any, *, confidence_level: float = 0.95, n_resamples: int = 2000,
                random_state: int = 0) -> tuple[float, float, float]:
     """Pearson r of ``scores`` with ``labels`` and its bootstrap confidence interval: ``(r, low, high)``.
@@ -100,14 +113,8 @@ def pearson_ci(scores: Any, labels: Any, *, confidence_level: float = 0.95, n_re
     The items (pairs of score and label) are resampled with replacement (``scipy.stats.bootstrap``,
     BCa interval), so the interval says how much r depends on which items happened to be in the set.
     """
-    x, y = _paired_columns("pearson_ci", [scores, labels])
-    from scipy.stats import bootstrap
-
-    check_number("confidence_level", confidence_level, minimum=0.0, maximum=1.0)
-    res = bootstrap((x, y), _pearson_last_axis, paired=True, vectorized=True, confidence_level=confidence_level,
-                    n_resamples=check_int("n_resamples", n_resamples, minimum=100),
-                    rng=np.random.default_rng(check_int("random_state", random_state)))
-    return float(_pearson_last_axis(x, y)), float(res.confidence_interval.low), float(res.confidence_interval.high)
+    data = tuple(_paired_columns("pearson_ci", [scores, labels]))
+    return _paired_bootstrap(data, _pearson_last_axis, confidence_level, n_resamples, random_state)
 
 
 def pearson_difference_ci(scores_a: Any, scores_b: Any, labels: Any, *, confidence_level: float = 0.95,
@@ -118,18 +125,11 @@ def pearson_difference_ci(scores_a: Any, scores_b: Any, labels: Any, *, confiden
     correlations on them: the interval of the *difference* is then much narrower than the two
     separate intervals suggest. A claim "a agrees better than b" is supported when ``low > 0``.
     """
-    a, b, y = _paired_columns("pearson_difference_ci", [scores_a, scores_b, labels])
-    from scipy.stats import bootstrap
+    def difference(a, b, y, axis=-1):
+        return _pearson_last_axis(a, y) - _pearson_last_axis(b, y)
 
-    check_number("confidence_level", confidence_level, minimum=0.0, maximum=1.0)
-
-    def diff(a_, b_, y_, axis=-1):
-        return _pearson_last_axis(a_, y_) - _pearson_last_axis(b_, y_)
-
-    res = bootstrap((a, b, y), diff, paired=True, vectorized=True, confidence_level=confidence_level,
-                    n_resamples=check_int("n_resamples", n_resamples, minimum=100),
-                    rng=np.random.default_rng(check_int("random_state", random_state)))
-    return float(diff(a, b, y)), float(res.confidence_interval.low), float(res.confidence_interval.high)
+    data = tuple(_paired_columns("pearson_difference_ci", [scores_a, scores_b, labels]))
+    return _paired_bootstrap(data, difference, confidence_level, n_resamples, random_state)
 
 
 def f1_score(predicted: Sequence[bool] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
