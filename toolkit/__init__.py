@@ -17,6 +17,7 @@ from .config import pick, seed_everything
 config.apply_threads()  # TOOLKIT_THREADS, or one thread in fast mode (see config.apply_threads)
 from .models import DEFAULT_ENCODER, DEFAULT_MODEL, Model, load_encoder, load_model
 from .provenance import provenance, save_results
+from .claims import ClaimFailed, claim, claims_table
 from .activations import Activations
 from .tracing import Edit, format_prompt, generate, get_activations, logits, token_losses
 

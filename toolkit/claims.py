@@ -1,0 +1,136 @@
+"""The claims ledger: every scientific claim a notebook makes, with its outcome and the numbers behind it.
+
+A notebook states each claim once, against a baseline measured in the same run::
+
+    tk.claim("patching the subject restores the answer", restored > control,
+             against="patching a position that does not hold the subject", restored=restored, control=control)
+
+What happens when a claim does not hold depends on the run (``TOOLKIT_CLAIMS``):
+
+- ``assert`` (the default in fast mode, which is what the tests run): it raises :class:`ClaimFailed`, an
+  ``AssertionError``, so the notebook fails as a test, exactly like a bare ``assert``.
+- ``record`` (the default in full mode, which is what ``make curriculum`` runs, on any model): it prints
+  one line, records the outcome and lets the run go on, so a researcher on their own model still gets the
+  whole book, with a table of the claims that held and those that did not. Errors still stop the run.
+
+:func:`save_results` writes the ledger into ``build/results/<notebook>.json``; :func:`claims_table` shows it.
+Sanity checks (shapes, determinism, a file round trip) are not claims: they stay plain ``assert``s.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import config
+
+MODES = ("assert", "record")
+
+
+class ClaimFailed(AssertionError):
+    """A scientific claim that did not hold in a run where claims are asserted."""
+
+
+@dataclass
+class Claim:
+    name: str
+    held: bool
+    against: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        nums = ", ".join(f"{k}={_fmt(v)}" for k, v in self.numbers.items())
+        verdict = "held" if self.held else "did NOT hold"
+        return f"claim {verdict}: {self.name} [{nums}] (against: {self.against})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "held": self.held, "against": self.against, "numbers": dict(self.numbers)}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+#: This process's claims in the order they were first stated. Re-running a cell replaces its claim.
+_LEDGER: dict[str, Claim] = {}
+
+
+def mode() -> str:
+    """``assert`` or ``record``: ``TOOLKIT_CLAIMS``, else ``assert`` in fast mode and ``record`` in full mode."""
+    raw = os.environ.get("TOOLKIT_CLAIMS", "").strip().lower()
+    if not raw:
+        return "assert" if config.fast() else "record"
+    if raw not in MODES:
+        raise ValueError(f"TOOLKIT_CLAIMS={raw!r} is not valid: use one of {MODES} (or leave it unset: "
+                         "assert in fast mode, record in full mode)")
+    return raw
+
+
+def _number(name: str, value: Any) -> Any:
+    """A JSON-ready number or short string; anything else is refused so the ledger stays readable."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy or torch scalar
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    try:
+        as_list = [float(x) for x in value]
+    except TypeError:
+        raise TypeError(f"claim number {name}={value!r} must be a number, a string or a short list of numbers") from None
+    return as_list
+
+
+def claim(name: str, held: Any, *, against: str, **numbers: Any) -> bool:
+    """State a scientific claim; return whether it held.
+
+    Args:
+        name: what is claimed, as a sentence a reader can cite ("the G-SAE latent detects the concept
+            better than the best vanilla latent").
+        held: the outcome, a bool (a numpy or torch scalar is accepted).
+        against: the baseline it was measured against in the same run, in words.
+        **numbers: the numbers behind the outcome (the measured value, the baseline, the margin).
+
+    In ``assert`` mode a claim that does not hold raises :class:`ClaimFailed`; in ``record`` mode it
+    prints one line and the run goes on. Either way the outcome goes into the ledger.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a claim needs a name (the sentence it claims), got {name!r}")
+    if not isinstance(against, str) or not against.strip():
+        raise ValueError(f"claim {name!r} needs `against`: the baseline it is compared with, in words")
+    try:
+        outcome = bool(held)
+    except (TypeError, ValueError, RuntimeError) as e:  # an array of several values is ambiguous
+        raise TypeError(f"claim {name!r}: `held` must be one True/False value, got {held!r}") from e
+    how = mode()  # checked before recording, so a bad setting fails at the first claim
+    record = Claim(name.strip(), outcome, against.strip(), {k: _number(k, v) for k, v in numbers.items()})
+    _LEDGER.pop(record.name, None)
+    _LEDGER[record.name] = record
+    if not outcome:
+        if how == "assert":
+            raise ClaimFailed(record.describe())
+        print(f"[toolkit] {record.describe()}; recorded, and the run goes on (TOOLKIT_CLAIMS=record)")
+    return outcome
+
+
+def ledger() -> list[dict[str, Any]]:
+    """The claims stated so far in this process, as dicts (name, held, against, numbers)."""
+    return [c.as_dict() for c in _LEDGER.values()]
+
+
+def reset() -> None:
+    """Forget every claim (a new notebook in the same process starts a new ledger)."""
+    _LEDGER.clear()
+
+
+def claims_table():
+    """The ledger as a DataFrame: one row per claim, whether it held, the numbers and the baseline."""
+    import pandas as pd
+
+    rows = [{"claim": c.name, "held": c.held,
+             "numbers": ", ".join(f"{k}={_fmt(v)}" for k, v in c.numbers.items()), "against": c.against}
+            for c in _LEDGER.values()]
+    return pd.DataFrame(rows, columns=["claim", "held", "numbers", "against"])
