@@ -82,3 +82,21 @@ def test_save_results_writes_the_ledger(tmp_path, monkeypatch):
     record = json.loads(path.read_text())
     assert [(c["name"], c["held"]) for c in record["claims"]] == [("held one", True), ("failed one", False)]
     assert record["claims"][0]["numbers"]["v"] == 0.123457 and record["claims"][1]["numbers"]["v"] == [1.0, 2.0]
+
+
+def test_the_summary_lists_what_did_not_hold_and_strict_mode_fails(tmp_path, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("TOOLKIT_FAST", "0")
+    tk.claim("held one", True, against="base")
+    tk.claim("failed one", False, against="base", v=1)
+    tk.save_results("nb", {"m": 1}, folder=tmp_path)
+    capsys.readouterr()
+    assert claims.summarize(tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "nb (" in out and "1/2 claims held" in out and "did NOT hold: failed one" in out
+    run = lambda *a: subprocess.run([sys.executable, "-m", "toolkit.claims", *a, str(tmp_path)], capture_output=True)
+    assert run().returncode == 0 and run("--strict").returncode == 1
+    with pytest.raises(FileNotFoundError, match="no results files"):
+        claims.summarize(tmp_path / "empty")

@@ -134,3 +134,43 @@ def claims_table():
              "numbers": ", ".join(f"{k}={_fmt(v)}" for k, v in c.numbers.items()), "against": c.against}
             for c in _LEDGER.values()]
     return pd.DataFrame(rows, columns=["claim", "held", "numbers", "against"])
+
+
+def summarize(folder: str | os.PathLike | None = None, *, strict: bool = False) -> int:
+    """Print every notebook's claims from the results files in ``folder`` (default: ``TOOLKIT_RESULTS``).
+
+    Returns the number of claims that did not hold; ``python -m toolkit.claims [--strict] [folder]`` exits
+    with 1 when ``--strict`` is given and any claim did not hold (a run on an embedded model, where every
+    claim is expected to hold).
+    """
+    import json
+    from pathlib import Path
+
+    root = Path(folder) if folder is not None else config.results_dir()
+    files = sorted(root.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"no results files in {root}: run the notebooks first (make curriculum)")
+    failed = total = 0
+    for path in files:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        rows = record.get("claims", [])
+        model = record.get("provenance", {}).get("model", "?")
+        held = sum(c["held"] for c in rows)
+        print(f"{record.get('notebook', path.stem)} ({model}): {held}/{len(rows)} claims held")
+        for c in rows:
+            if not c["held"]:
+                print(f"  did NOT hold: {c['name']}  {c['numbers']}  (against: {c['against']})")
+        failed += len(rows) - held
+        total += len(rows)
+    print(f"{total - failed}/{total} claims held in {len(files)} notebooks")
+    return failed
+
+
+if __name__ == "__main__":
+    import sys
+
+    args = sys.argv[1:]
+    strict = "--strict" in args
+    rest = [a for a in args if a != "--strict"]
+    n_failed = summarize(rest[0] if rest else None, strict=strict)
+    sys.exit(1 if strict and n_failed else 0)
