@@ -100,3 +100,12 @@ def test_the_summary_lists_what_did_not_hold_and_strict_mode_fails(tmp_path, mon
     assert run().returncode == 0 and run("--strict").returncode == 1
     with pytest.raises(FileNotFoundError, match="no results files"):
         claims.summarize(tmp_path / "empty")
+
+
+def test_a_model_specific_claim_is_recorded_and_never_asserted(monkeypatch, capsys):
+    monkeypatch.setenv("TOOLKIT_FAST", "1")
+    assert tk.claim("peaks on the toward side", False, against="alpha 0", model_specific=True, peak=0.0) is False
+    assert "model-specific" in capsys.readouterr().out
+    (c,) = claims.ledger()
+    assert c["held"] is False and c["asserted"] is False
+    assert tk.claims_table()["asserted"].tolist() == [False]

@@ -5,7 +5,12 @@ A notebook states each claim once, against a baseline measured in the same run::
     tk.claim("patching the subject restores the answer", restored > control,
              against="patching a position that does not hold the subject", restored=restored, control=control)
 
-What happens when a claim does not hold depends on the run (``TOOLKIT_CLAIMS``):
+A claim already seen to hold on one model and not on another is stated with ``model_specific=True``: it is
+recorded like any other, but never asserted, since no test can expect it everywhere (the curriculum's
+claims are checked on models and seeds the authors do not have). The ledger keeps it, so a paper's claim
+that did not carry over is reported, not deleted.
+
+What happens when any other claim does not hold depends on the run (``TOOLKIT_CLAIMS``):
 
 - ``assert`` (the default in fast mode, which is what the tests run): it raises :class:`ClaimFailed`, an
   ``AssertionError``, so the notebook fails as a test, exactly like a bare ``assert``.
@@ -38,14 +43,17 @@ class Claim:
     held: bool
     against: str
     numbers: dict[str, Any] = field(default_factory=dict)
+    model_specific: bool = False
 
     def describe(self) -> str:
         nums = ", ".join(f"{k}={_fmt(v)}" for k, v in self.numbers.items())
         verdict = "held" if self.held else "did NOT hold"
-        return f"claim {verdict}: {self.name} [{nums}] (against: {self.against})"
+        kind = " (model-specific, reported)" if self.model_specific else ""
+        return f"claim {verdict}{kind}: {self.name} [{nums}] (against: {self.against})"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "held": self.held, "against": self.against, "numbers": dict(self.numbers)}
+        return {"name": self.name, "held": self.held, "against": self.against, "numbers": dict(self.numbers),
+                "asserted": not self.model_specific}
 
 
 def _fmt(v: Any) -> str:
@@ -84,7 +92,7 @@ def _number(name: str, value: Any) -> Any:
     return as_list
 
 
-def claim(name: str, held: Any, *, against: str, **numbers: Any) -> bool:
+def claim(name: str, held: Any, *, against: str, model_specific: bool = False, **numbers: Any) -> bool:
     """State a scientific claim; return whether it held.
 
     Args:
@@ -92,6 +100,8 @@ def claim(name: str, held: Any, *, against: str, **numbers: Any) -> bool:
             better than the best vanilla latent").
         held: the outcome, a bool (a numpy or torch scalar is accepted).
         against: the baseline it was measured against in the same run, in words.
+        model_specific: True for a claim known to hold on some models and not others: recorded and printed,
+            never asserted.
         **numbers: the numbers behind the outcome (the measured value, the baseline, the margin).
 
     In ``assert`` mode a claim that does not hold raises :class:`ClaimFailed`; in ``record`` mode it
@@ -106,10 +116,13 @@ def claim(name: str, held: Any, *, against: str, **numbers: Any) -> bool:
     except (TypeError, ValueError, RuntimeError) as e:  # an array of several values is ambiguous
         raise TypeError(f"claim {name!r}: `held` must be one True/False value, got {held!r}") from e
     how = mode()  # checked before recording, so a bad setting fails at the first claim
-    record = Claim(name.strip(), outcome, against.strip(), {k: _number(k, v) for k, v in numbers.items()})
+    record = Claim(name.strip(), outcome, against.strip(), {k: _number(k, v) for k, v in numbers.items()},
+                   model_specific=bool(model_specific))
     _LEDGER.pop(record.name, None)
     _LEDGER[record.name] = record
-    if not outcome:
+    if model_specific:
+        print(f"[toolkit] {record.describe()}")
+    elif not outcome:
         if how == "assert":
             raise ClaimFailed(record.describe())
         print(f"[toolkit] {record.describe()}; recorded, and the run goes on (TOOLKIT_CLAIMS=record)")
@@ -130,10 +143,10 @@ def claims_table():
     """The ledger as a DataFrame: one row per claim, whether it held, the numbers and the baseline."""
     import pandas as pd
 
-    rows = [{"claim": c.name, "held": c.held,
+    rows = [{"claim": c.name, "held": c.held, "asserted": not c.model_specific,
              "numbers": ", ".join(f"{k}={_fmt(v)}" for k, v in c.numbers.items()), "against": c.against}
             for c in _LEDGER.values()]
-    return pd.DataFrame(rows, columns=["claim", "held", "numbers", "against"])
+    return pd.DataFrame(rows, columns=["claim", "held", "asserted", "numbers", "against"])
 
 
 def summarize(folder: str | os.PathLike | None = None, *, strict: bool = False) -> int:
@@ -155,13 +168,17 @@ def summarize(folder: str | os.PathLike | None = None, *, strict: bool = False) 
         record = json.loads(path.read_text(encoding="utf-8"))
         rows = record.get("claims", [])
         model = record.get("provenance", {}).get("model", "?")
-        held = sum(c["held"] for c in rows)
-        print(f"{record.get('notebook', path.stem)} ({model}): {held}/{len(rows)} claims held")
+        asserted = [c for c in rows if c.get("asserted", True)]
+        held = sum(c["held"] for c in asserted)
+        reported = len(rows) - len(asserted)
+        print(f"{record.get('notebook', path.stem)} ({model}): {held}/{len(asserted)} claims held"
+              + (f", {reported} model-specific reported ({sum(c['held'] for c in rows) - held} held)" if reported else ""))
         for c in rows:
             if not c["held"]:
-                print(f"  did NOT hold: {c['name']}  {c['numbers']}  (against: {c['against']})")
-        failed += len(rows) - held
-        total += len(rows)
+                kind = "did NOT hold" if c.get("asserted", True) else "did not hold (model-specific)"
+                print(f"  {kind}: {c['name']}  {c['numbers']}  (against: {c['against']})")
+        failed += len(asserted) - held
+        total += len(asserted)
     print(f"{total - failed}/{total} claims held in {len(files)} notebooks")
     return failed
 

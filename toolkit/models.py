@@ -315,7 +315,25 @@ class Model:
         head = _get_path(module, self.layout.lm_head)
         param = next(head.parameters())
         with torch.no_grad():
-            return head(norm(resid.to(param.device, param.dtype))).float()
+            out = head(norm(resid.to(param.device, param.dtype))).float()
+        return self.cap_logits(out)
+
+    @property
+    def logit_softcap(self) -> float | None:
+        """Gemma 2's final-logit soft cap (logits = cap * tanh(raw / cap)), or None for architectures without one."""
+        cfg = self.config
+        cap = getattr(cfg, "final_logit_softcapping", None) or getattr(getattr(cfg, "text_config", None),
+                                                                       "final_logit_softcapping", None)
+        return float(cap) if cap else None
+
+    def cap_logits(self, raw: torch.Tensor) -> torch.Tensor:
+        """The model's logits from the unembedding's raw output: the soft cap applied where the architecture has one.
+
+        ``lm_head.output`` is the raw output; the model squashes it after the head, so every reader of logits
+        (``tk.logits``, ``tk.token_losses``, the logit lens) goes through here to see what the model outputs.
+        """
+        cap = self.logit_softcap
+        return cap * torch.tanh(raw / cap) if cap else raw
 
     def __repr__(self) -> str:
         where = "NDIF" if self.remote else self.device

@@ -418,7 +418,7 @@ def _forward_logits(model: Model, enc: dict[str, torch.Tensor], edits: list[Edit
         _apply_edits(model, edits, stats, enc["attention_mask"].bool(), rows=rows)
         logits = _output_tensor(model.lm_head.output).save()
     _check_edit_stats(model, edits, stats, where)
-    logits = logits.detach().float().cpu()
+    logits = model.cap_logits(logits.detach().float().cpu())
     # a row sum is NaN/inf iff the row holds one (finite logits are far too small to overflow it), and
     # it avoids a vocab-sized boolean copy (262k columns for Gemma)
     bad = ~torch.isfinite(logits.sum(-1)) & enc["attention_mask"].cpu().bool()
