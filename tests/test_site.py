@@ -278,3 +278,18 @@ def test_the_built_curriculum_site():
                                    "inline matplotlib backend (MPLBACKEND=Agg suppresses them)")
         decoded = [i for i in pages[page]["images"] if i["w"] > 0]
         assert len(decoded) >= n_figures, f"{page.name}: {len(decoded)} decoded images, notebook has {n_figures} figures"
+
+
+def test_the_card_shows_which_claims_held(tmp_path):
+    claims = [{"name": "a beats b", "held": True, "against": "chance", "numbers": {"a": 0.7}, "asserted": True},
+              {"name": "c beats d", "held": False, "against": "base <x>", "numbers": {}, "asserted": True},
+              {"name": "peaks early", "held": False, "against": "alpha 0", "numbers": {}, "asserted": False}]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"notebook": "nb", "metrics": {"m": 1}, "claims": claims}))
+    html_ = bs._claims_table(bs.load_claims(path))
+    assert "Claims: 1 of 2 held" in html_ and "1 model-specific, reported" in html_
+    assert html_.count("badge held") == 1 and html_.count("badge failed") == 1 and "did not hold (model-specific)" in html_
+    assert "base &lt;x&gt;" in html_  # escaped
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"notebook": "nb", "metrics": {"m": 1}}))
+    assert bs.load_claims(old) == [] and bs._claims_table([]) == ""
