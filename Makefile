@@ -71,7 +71,7 @@ curriculum: venv
 	  $(BIN)/jupyter nbconvert --to html --output-dir build/html "build/executed/$$(basename $$nb)" || exit 1; \
 	done
 	@if [ -f scripts/build_site.py ]; then $(BIN)/python scripts/build_site.py; fi
-	@$(BIN)/python -m toolkit.claims   # which claims held, per notebook (TOOLKIT_RESULTS)
+	@$(BIN)/python scripts/claims.py   # which claims held, per notebook (TOOLKIT_RESULTS)
 	@echo "Executed notebooks: build/executed/  HTML: build/html/  metrics: build/results/"
 
 # JupyterLab on the course, opening on the notebooks' README. Containers and CI usually run as root,

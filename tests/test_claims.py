@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,7 +97,8 @@ def test_the_summary_lists_what_did_not_hold_and_strict_mode_fails(tmp_path, mon
     assert claims.summarize(tmp_path) == 1
     out = capsys.readouterr().out
     assert "nb (" in out and "1/2 claims held" in out and "did NOT hold: failed one" in out
-    run = lambda *a: subprocess.run([sys.executable, "-m", "toolkit.claims", *a, str(tmp_path)], capture_output=True)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "claims.py"
+    run = lambda *a: subprocess.run([sys.executable, str(script), *a, str(tmp_path)], capture_output=True)
     assert run().returncode == 0 and run("--strict").returncode == 1
     with pytest.raises(FileNotFoundError, match="no results files"):
         claims.summarize(tmp_path / "empty")

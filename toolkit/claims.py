@@ -149,11 +149,11 @@ def claims_table():
     return pd.DataFrame(rows, columns=["claim", "held", "asserted", "numbers", "against"])
 
 
-def summarize(folder: str | os.PathLike | None = None, *, strict: bool = False) -> int:
+def summarize(folder: str | os.PathLike | None = None) -> int:
     """Print every notebook's claims from the results files in ``folder`` (default: ``TOOLKIT_RESULTS``).
 
-    Returns the number of claims that did not hold; ``python -m toolkit.claims [--strict] [folder]`` exits
-    with 1 when ``--strict`` is given and any claim did not hold (a run on an embedded model, where every
+    Returns the number of asserted claims that did not hold; ``python scripts/claims.py [--strict] [folder]``
+    exits with 1 when ``--strict`` is given and any did (a run on an embedded model, where every asserted
     claim is expected to hold).
     """
     import json
@@ -182,12 +182,3 @@ def summarize(folder: str | os.PathLike | None = None, *, strict: bool = False) 
     print(f"{total - failed}/{total} claims held in {len(files)} notebooks")
     return failed
 
-
-if __name__ == "__main__":
-    import sys
-
-    args = sys.argv[1:]
-    strict = "--strict" in args
-    rest = [a for a in args if a != "--strict"]
-    n_failed = summarize(rest[0] if rest else None, strict=strict)
-    sys.exit(1 if strict and n_failed else 0)
