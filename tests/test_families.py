@@ -125,3 +125,37 @@ def test_sae_training_and_ce_recovered(tiny):
     assert history["fvu"].iloc[-1] < history["fvu"].iloc[0]
     ce = tk.ce_loss_recovered(model, sae, TEXTS, 0, mean_act=acts.mean(0))
     assert set(ce) >= {"recovered_mean"} and torch.isfinite(torch.tensor(float(ce["recovered_mean"])))
+
+
+def test_the_logit_lens_runs_inside_the_trace_and_ends_at_the_logits(tiny):
+    family, model = tiny
+    lens = tk.logit_lens(model, TEXTS)
+    assert lens.shape == (3, 2, model.hf.config.vocab_size) or lens.shape[:2] == (3, 2)
+    torch.testing.assert_close(lens[:, -1], tk.logits(model, TEXTS), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(tk.logit_lens(model, TEXTS[1], layers=[0])[0, 0], lens[1, 0], atol=1e-4, rtol=1e-4)
+
+
+def test_every_verb_works_without_reading_local_weights(tiny, monkeypatch):
+    """What NDIF needs: no verb touches the local module outside nnsight's trace (on NDIF there is none)."""
+    family, model = tiny
+    acts = tk.get_activations(model, TEXTS * 10, layer=0).rows  # computed first: the SAE below trains on them
+    sae = tk.TopKSAE(32, 64, k=4)
+    tk.train_sae(sae, acts, steps=5, batch_size=32, random_state=0, progress=False)
+
+    def no_local_weights(self):
+        raise AssertionError("a verb read the local module (Model.hf), which a remote model does not have")
+
+    monkeypatch.setattr(type(model), "hf", property(no_local_weights))
+    monkeypatch.setattr(type(model), "unembed", lambda self, resid: no_local_weights(self))
+    tk.get_activations(model, TEXTS, layer=[0, 1], reduce="mean")
+    tk.logits(model, TEXTS)
+    tk.token_losses(model, TEXTS)
+    tk.generate(model, TEXTS[:1], max_new_tokens=2, chat=False)
+    tk.steer(model, TEXTS[:1], torch.ones(32), layer=0, alpha=[0.0, 1.0], max_new_tokens=2, chat=False)
+    tk.logit_lens(model, TEXTS[:1])
+    tk.ce_loss_recovered(model, sae, TEXTS, 0, mean_act=acts.mean(0))
+    good = ["help people", "tell the truth", "share food", "thank a friend"]
+    bad = ["hurt people", "tell lies", "steal food", "insult a friend"]
+    md = tk.MoralDirection(tk.ResidualEncoder(model, layer=1), pooling="action").fit(
+        actions={**{a: 1 for a in good}, **{a: -1 for a in bad}}, templates=["Should I {}?"])
+    assert md.score(["help a child"]).shape == (1,)

@@ -19,7 +19,7 @@ from .models import DEFAULT_ENCODER, DEFAULT_MODEL, Model, load_encoder, load_mo
 from .provenance import provenance, save_results
 from .claims import ClaimFailed, claim, claims_table
 from .activations import Activations
-from .tracing import Edit, format_prompt, generate, get_activations, logits, token_losses
+from .tracing import Edit, format_prompt, generate, get_activations, logit_lens, logits, token_losses
 
 # Topic modules register their public names below (one import line each).
 from .setup_check import check_setup

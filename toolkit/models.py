@@ -309,7 +309,14 @@ class Model:
         return self.nn._module
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
-        """Logits from a residual-stream vector: final norm then unembedding (the logit lens)."""
+        """Logits from saved residual-stream vectors: final norm then unembedding (the logit lens), locally.
+
+        It reads the local weights, so a remote model refuses it: on NDIF use ``tk.logit_lens``, or call
+        ``model.lm_head(model.final_norm(h))`` inside a trace, which runs where the model runs.
+        """
+        if self.remote:
+            raise RuntimeError(f"Model.unembed reads local weights, and {self.name} runs on NDIF: use "
+                               "tk.logit_lens(model, texts), or model.lm_head(model.final_norm(h)) inside a trace")
         module = self.hf
         norm = _get_path(module, self.layout.final_norm)
         head = _get_path(module, self.layout.lm_head)

@@ -478,3 +478,31 @@ def logits(model: Model, texts: Sequence[str] | str, *, edits: Sequence[Edit] | 
         for row, i in enumerate(idx):
             out[i] = full[row, last[row]]
     return torch.stack(out)
+
+
+def logit_lens(model: Model, texts: Sequence[str] | str, *, layers: Sequence[int] | None = None,
+               batch_size: int = 8) -> torch.Tensor:
+    """The logit lens at each text's last position: what the final read-out makes of every block's output.
+
+    Returns ``[n_texts, n_layers, vocab]`` float32 logits (``layers`` picks blocks; default all). At the
+    last block they equal ``tk.logits``. The read-out (final norm, then unembedding) runs inside the trace
+    through the model's own envoys, so it works on NDIF too and never reads local weights; Gemma 2's final
+    soft cap is applied to what comes back, as the model applies it.
+    """
+    texts = check_texts(texts)
+    layers = [model.check_layer(L) for L in (range(model.n_layers) if layers is None else layers)]
+    if not layers:
+        raise ValueError("layers is empty: pass the blocks to read, e.g. range(model.n_layers), or None for all")
+    out: list[torch.Tensor | None] = [None] * len(texts)
+    for idx, enc in _batched(model, texts, batch_size, desc="logit lens", progress=False):
+        last = enc["attention_mask"].sum(1) - 1
+        rows = torch.arange(len(idx), device=last.device)
+        with torch.no_grad(), model.nn.trace(enc, remote=model.remote):
+            read = nnsight.save([])
+            for layer in layers:
+                hidden = _output_tensor(model.block(layer).output)[rows, last]
+                read.append(model.lm_head(model.final_norm(hidden)).save())
+        lens = model.cap_logits(torch.stack([r.detach().float().cpu() for r in read], dim=1))
+        for row, i in enumerate(idx):
+            out[i] = lens[row]
+    return torch.stack(out)
