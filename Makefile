@@ -47,9 +47,10 @@ NB_SECOND := TOOLKIT_MODEL=$(SECOND_MODEL) TOOLKIT_RESULTS=build/results/$(SECON
 models: venv
 	$(BIN)/python -c "import toolkit as tk; [tk.load_model(m) for m in (None, '$(SECOND_MODEL)')]"
 
+# --durations lists each notebook's fast-mode time per model (the slowest items of each run).
 test: models
-	$(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600 tests
-	$(NB_SECOND) $(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600
+	$(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600 tests --durations=8
+	$(NB_SECOND) $(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600 --durations=6
 
 # The seed check: every notebook in fast mode at seeds 1 and 2 on each embedded model (seed 0 is `make test`).
 # Claims are recorded, not raised, so one run shows every claim's outcome; the target fails if an asserted claim
