@@ -111,3 +111,16 @@ def test_a_model_specific_claim_is_recorded_and_never_asserted(monkeypatch, caps
     (c,) = claims.ledger()
     assert c["held"] is False and c["asserted"] is False
     assert tk.claims_table()["asserted"].tolist() == [False]
+
+
+def test_compare_puts_runs_side_by_side(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOOLKIT_FAST", "0")
+    for run, outcome in (("a", True), ("b", False)):
+        claims.reset()
+        tk.claim("x beats y", outcome, against="y")
+        if run == "a":
+            tk.claim("only in a", True, against="z", model_specific=True)
+        tk.save_results("nb", {"m": 1}, folder=tmp_path / run)
+    table = claims.compare([tmp_path / "a", tmp_path / "b"]).splitlines()
+    assert table[2].endswith("| x beats y | held | **did not hold** |")
+    assert table[3].endswith("| only in a | held (reported) | – |")

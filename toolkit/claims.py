@@ -182,3 +182,43 @@ def summarize(folder: str | os.PathLike | None = None) -> int:
     print(f"{total - failed}/{total} claims held in {len(files)} notebooks")
     return failed
 
+
+
+def compare(folders: list[str | os.PathLike]) -> str:
+    """A markdown table of every claim across results folders (one column per run, e.g. per model or seed).
+
+    Each cell is "held" or "did not hold", with "(reported)" for a model-specific claim, or "–" where that run
+    did not state the claim. This is the side-by-side a paper appendix or ``docs/scaling.md`` cites.
+    """
+    import json
+    from pathlib import Path
+
+    runs: list[tuple[str, dict[tuple[str, str], dict[str, Any]]]] = []
+    order: list[tuple[str, str]] = []
+    for folder in folders:
+        files = sorted(Path(folder).glob("*.json"))
+        if not files:
+            raise FileNotFoundError(f"no results files in {folder}")
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        label = str(folder)
+        for path in files:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            prov = record.get("provenance", {})
+            label = f"{prov.get('model', '?')} (seed {prov.get('seed', '?')})"
+            for c in record.get("claims", []):
+                key = (record.get("notebook", path.stem), c["name"])
+                found[key] = c
+                if key not in order:
+                    order.append(key)
+        runs.append((label, found))
+
+    def cell(c: dict[str, Any] | None) -> str:
+        if c is None:
+            return "–"
+        return ("held" if c["held"] else "**did not hold**") + ("" if c.get("asserted", True) else " (reported)")
+
+    lines = ["| notebook | claim | " + " | ".join(label for label, _ in runs) + " |",
+             "|---|---|" + "---|" * len(runs)]
+    for nb, name in order:
+        lines.append(f"| {nb[:2]} | {name} | " + " | ".join(cell(found.get((nb, name))) for _, found in runs) + " |")
+    return "\n".join(lines)
