@@ -128,3 +128,16 @@ def test_fast_flag_is_read_live(monkeypatch):
     assert tk.FAST is True and config.fast() is True
     monkeypatch.setenv("TOOLKIT_FAST", "0")
     assert tk.FAST is False and config.fast() is False
+
+
+def test_a_relative_results_folder_is_taken_from_the_repository_root(monkeypatch, tmp_path):
+    # notebooks run in notebooks/, so a relative setting must not land in notebooks/build/...
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TOOLKIT_RESULTS", "build/results/test-relative-xyz")
+    got = tk.config.results_dir()
+    try:
+        assert got == tk.config.repo_root() / "build" / "results" / "test-relative-xyz"
+    finally:
+        got.rmdir()
+    monkeypatch.setenv("TOOLKIT_RESULTS", str(tmp_path / "abs"))
+    assert tk.config.results_dir() == tmp_path / "abs"

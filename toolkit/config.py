@@ -164,9 +164,15 @@ def cache_dir() -> Path:
 
 
 def results_dir() -> Path:
-    """Where notebooks write ``<notebook>.json`` metrics (``TOOLKIT_RESULTS``, default ``build/results``)."""
+    """Where notebooks write ``<notebook>.json`` metrics (``TOOLKIT_RESULTS``, default ``build/results``).
+
+    A relative ``TOOLKIT_RESULTS`` is taken from the repository root, like the default: notebooks run with
+    ``notebooks/`` as their working directory, so the same setting must not mean another folder there.
+    """
     raw = os.environ.get("TOOLKIT_RESULTS", "").strip()
-    path = Path(raw).expanduser() if raw else repo_root() / "build" / "results"
+    path = Path(raw).expanduser() if raw else Path("build") / "results"
+    if not path.is_absolute():
+        path = repo_root() / path
     path.mkdir(parents=True, exist_ok=True)
     return path
 
