@@ -82,6 +82,54 @@ def test_planted_dictionary_recovered_with_defaults(trained_topk):
     assert history["fvu"].iloc[-1] < history["fvu"].iloc[0]
 
 
+# Planted problems that differ from the fixture's in size, sparsity, width and sample count: the
+# defaults must stop on a held-out plateau, not on a step count chosen for one problem. "Converged"
+# is measured, not assumed: a fixed run twice as long must not do clearly better on unseen rows.
+@pytest.mark.parametrize("n,d,m,k,width", [
+    (3000, 16, 64, 2, 128),    # few rows, a dictionary 4x overcomplete in d
+    (6000, 32, 96, 5, 192),    # more rows, denser codes
+    (1500, 32, 32, 1, 64),     # one active direction per row, few rows
+    (4000, 24, 96, 3, 384),    # a wider SAE
+])
+def test_defaults_converge_on_other_planted_dictionaries(n, d, m, k, width):
+    x, _ = planted(n=n + 2000, d=d, m=m, k=k, seed=d)
+    sae = tk.TopKSAE(d, width, k=k)
+    history = tk.train_sae(sae, x[:n], random_state=0, progress=False)
+    assert history.attrs["stopped"].startswith("plateau"), history.attrs["stopped"]
+    steps = int(history["step"].iloc[-1])
+    longer = tk.TopKSAE(d, width, k=k)
+    tk.train_sae(longer, x[:n], steps=2 * steps, random_state=0, progress=False)
+    fvu, fvu_longer = (tk.sae_metrics(s, x[n:])["fvu"] for s in (sae, longer))  # rows neither run saw
+    assert fvu <= 1.1 * fvu_longer + 0.005, (fvu, fvu_longer, history.attrs["stopped"])
+    assert fvu < 0.5  # and it learned the planted structure, not just the mean (FVU ~1)
+
+
+def test_a_budget_too_small_to_converge_says_so():
+    x, _ = planted(n=3000)
+    with pytest.warns(RuntimeWarning, match="max_steps: the held-out loss was still improving"):
+        history = tk.train_sae(tk.TopKSAE(24, 96, k=3), x, max_steps=100, random_state=0, progress=False)
+    assert history.attrs["stopped"].startswith("max_steps") and history["step"].iloc[-1] == 100
+    # A fixed budget says that it was fixed; so does the fallback for data too small to hold out.
+    fixed = tk.train_sae(tk.TopKSAE(24, 96, k=3), x, steps=20, random_state=0, progress=False)
+    assert fixed.attrs["stopped"] == "fixed budget: steps=20"
+    small = tk.train_sae(tk.TopKSAE(24, 96, k=3), x[:150], random_state=0, progress=False)
+    assert "too few to hold out" in small.attrs["stopped"] and small["step"].iloc[-1] == 500
+    with pytest.raises(ValueError, match="max_steps bounds a run that stops on a plateau"):
+        tk.train_sae(tk.TopKSAE(24, 96, k=3), x, steps=20, max_steps=50, progress=False)
+
+
+@pytest.mark.filterwarnings("ignore:train_sae. max_steps")
+def test_plateau_stop_trains_supervised_saes_with_their_labels():
+    """The held-out split takes its labels along: a G-SAE trained to a plateau still learns its concept."""
+    x, _ = planted(n=4000, seed=5)
+    y = (x[:, 0] > 0).float()
+    g = tk.GuidedSAE(24, 96, k=3, n_concepts=1)
+    history = tk.train_sae(g, x[:3000], labels=y[:3000], max_steps=600, random_state=0, progress=False)
+    assert history["val_loss"].notna().sum() >= 10 and history.attrs["val_loss"] > 0
+    acc = ((g.pre_acts(x[3000:])[:, 0] > 0).float() == y[3000:]).float().mean()
+    assert acc > 0.8, acc  # labels shuffled against their rows would leave it at chance, 0.5
+
+
 def test_decoder_rows_unit_norm_after_training(trained_topk):
     sae = trained_topk[0]
     assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(sae.n_latents), atol=1e-5)

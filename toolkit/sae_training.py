@@ -9,6 +9,7 @@ dead-latent clock) carry what differs between them.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -29,16 +30,6 @@ def _check_positive(name: str, value: Any) -> float:
     return out
 
 
-def _lr_factor(step: int, total: int, warmup: int, decay_frac: float) -> float:
-    """Linear warm-up, flat, then linear decay to zero over the last ``decay_frac`` of training."""
-    if step < warmup:
-        return (step + 1) / warmup
-    decay_start = int(total * (1 - decay_frac))
-    if step >= decay_start and total > decay_start:
-        return max(0.0, (total - step) / (total - decay_start))
-    return 1.0
-
-
 def train_sae(
     sae: SparseAutoencoder,
     acts: Any,
@@ -55,14 +46,25 @@ def train_sae(
     decay_frac: float = 0.2,
     device: str | torch.device | None = None,
     callback: Callable[[int, dict[str, Any]], None] | None = None,
+    max_steps: int | None = None,
+    patience: int = 5,
+    tol: float = 2e-3,
+    eval_every: int = 50,
 ) -> pd.DataFrame:
     """Train ``sae`` on activations ``acts`` ``[n_tokens, d_in]`` with Adam; returns the history.
 
     ``acts`` is a tensor, a numpy array or a ``tk.Activations`` (all of its rows, sink rows included;
     pass ``acts.without_sinks()`` to leave those out).
 
-    Give ``steps`` or ``epochs`` (not both); with neither, it trains ``max(500, 5 epochs)`` steps,
-    which brings the small problems of the notebooks and tests to convergence. The default ``lr`` is
+    Give ``steps`` or ``epochs`` (not both) for a fixed budget on every row. With neither, training
+    stops when it has converged: a random tenth of the rows (at most 4096) is held out, the held-out
+    loss is measured every ``eval_every`` steps, and once it has not improved by a fraction ``tol``
+    of its best value for ``patience`` checks in a row, the learning rate decays linearly to zero over
+    a further ``decay_frac`` of the run and training stops. ``max_steps`` (default ``max(2000, 20
+    epochs)``) bounds the run; a run that reaches it still improving ends with the same decay and a
+    warning. ``history.attrs["stopped"]`` says why training stopped, and ``history.attrs["val_loss"]``
+    holds the final held-out loss. With fewer than 200 rows there is no useful held-out split, so the
+    old fixed budget, ``max(500, 5 epochs)``, is used, and ``stopped`` says so. The default ``lr`` is
     ``4e-3 * sqrt(128 / n_latents)`` capped at 4e-3: larger dictionaries want smaller steps (Gao et
     al. 2024 scale the learning rate as ``1/sqrt(n_latents)``). Batches are drawn by
     shuffling with ``random_state``; ``labels`` (``[n_tokens, ...]``) are sliced with the same
@@ -71,7 +73,8 @@ def train_sae(
 
     The returned DataFrame has one row per ``log_every`` steps: ``step``, ``lr``, ``dead_frac`` and
     every float the SAE's ``loss`` put in its info dict (``loss``, ``mse``, ``fvu``, ``l0`` ...),
-    averaged over the logged window.
+    averaged over the logged window, plus ``val_loss`` at each held-out check when training stops on a
+    plateau.
     """
     if not isinstance(sae, SparseAutoencoder):
         raise TypeError(f"sae must be a toolkit SparseAutoencoder, got {type(sae).__name__}")
@@ -117,9 +120,36 @@ def train_sae(
             raise ValueError(f"epochs={epochs} is less than one training step ({steps_per_epoch} steps per epoch "
                              f"with {n} rows and batch_size={batch_size}); give epochs >= "
                              f"{1 / steps_per_epoch:.3g} or steps >= 1")
-    elif steps is None:
+    patience = check_int("patience", patience, minimum=1)
+    tol = check_number("tol", tol, minimum=0, maximum=1)
+    eval_every = check_int("eval_every", eval_every, minimum=1)
+    if max_steps is not None:
+        max_steps = check_int("max_steps", max_steps, minimum=1)
+        if steps is not None or epochs is not None:
+            raise ValueError(f"max_steps bounds a run that stops on a plateau; with steps={steps} or epochs={epochs} "
+                             "the budget is already fixed. Give one of them, not both")
+    gen = torch.Generator().manual_seed(int(random_state))
+    val_x = val_labels = None
+    stopped = f"fixed budget: steps={steps}" if epochs is None else f"fixed budget: epochs={epochs} ({steps} steps)"
+    if steps is None and n < _MIN_ROWS_FOR_PLATEAU:
         steps = max(500, 5 * steps_per_epoch)
-    steps = check_int("steps", steps, minimum=1)
+        stopped = (f"fixed budget of {steps} steps: {n} rows are too few to hold out a split and watch for a plateau "
+                   f"(that needs >= {_MIN_ROWS_FOR_PLATEAU})")
+    elif steps is None:
+        # Hold out rows to watch: the training loss of a large SAE keeps falling as it memorises.
+        perm = torch.randperm(n, generator=gen)
+        n_val = min(n // 10, 4096)
+        val_rows, train_rows = perm[:n_val], perm[n_val:]
+        val_x, acts = acts[val_rows], acts[train_rows]
+        if labels is not None:
+            val_labels, labels = labels[val_rows], labels[train_rows]
+        n = acts.shape[0]
+        batch_size = min(batch_size, n)
+        steps_per_epoch = math.ceil(n / batch_size)
+        if max_steps is None:
+            max_steps = max(2000, 20 * steps_per_epoch)
+    if steps is not None:
+        steps = check_int("steps", steps, minimum=1)
 
     dev = torch.device(device) if device is not None else sae.W_enc.device
     sae.to(dev)
@@ -129,8 +159,10 @@ def train_sae(
     # The fused kernel does Adam's update in one pass over each tensor instead of ~10 elementwise ops:
     # 18 ms -> 5 ms per step for a 576 x 2304 SAE on one CPU thread (same update rule).
     opt = torch.optim.Adam(sae.parameters(), lr=lr, betas=(0.9, 0.999), fused=True)
-    gen = torch.Generator().manual_seed(int(random_state))
-    warmup = min(warmup_steps, max(1, steps // 10))
+    schedule = _Schedule(steps, max_steps, warmup_steps, decay_frac, patience, tol)
+    if val_x is not None:
+        val_x = val_x.to(dev)
+        val_labels = val_labels.to(dev) if val_labels is not None else None
 
     from .progress import progress_bar as tqdm
 
@@ -138,8 +170,10 @@ def train_sae(
     window: dict[str, list[float]] = {}
     order = torch.randperm(n, generator=gen)
     cursor = 0
-    bar = tqdm(range(steps), desc=f"train {type(sae).__name__}", disable=not progress, leave=False)
-    for step in bar:
+    bar = tqdm(total=schedule.budget, desc=f"train {type(sae).__name__}", disable=not progress, leave=False)
+    step = 0
+    val_loss = None
+    while step < schedule.total:
         if cursor + batch_size > n:
             order = torch.randperm(n, generator=gen)
             cursor = 0
@@ -148,7 +182,7 @@ def train_sae(
         batch = acts[idx].to(dev, non_blocking=True)
         batch_labels = labels[idx].to(dev) if labels is not None else None
 
-        factor = _lr_factor(step, steps, warmup, decay_frac)
+        factor = schedule.factor(step)
         for group in opt.param_groups:
             group["lr"] = lr * factor
         loss, info = sae.loss(batch, labels=batch_labels)
@@ -171,16 +205,108 @@ def train_sae(
         for key, value in info.items():
             if isinstance(value, float):
                 window.setdefault(key, []).append(value)
-        if (step + 1) % log_every == 0 or step == steps - 1:
-            row = {"step": step + 1, "lr": lr * factor, "dead_frac": float(sae.dead_mask().float().mean())}
+        step += 1
+        bar.update(1)
+        checked = val_x is not None and (step % eval_every == 0 or step == schedule.total)
+        if checked:
+            val_loss = _held_out_loss(sae, val_x, val_labels, batch_size)
+            if schedule.observe(step, val_loss):
+                bar.reset(total=schedule.total)
+                bar.update(step)
+        if step % log_every == 0 or step == schedule.total or checked:
+            row = {"step": step, "lr": lr * factor, "dead_frac": float(sae.dead_mask().float().mean())}
             row.update({k: float(np.mean(v)) for k, v in window.items()})
+            if checked:
+                row["val_loss"] = val_loss
             rows.append(row)
             window = {}
             if progress:
                 bar.set_postfix(loss=f"{row['loss']:.4g}", l0=f"{row.get('l0', float('nan')):.1f}",
                                 dead=f"{row['dead_frac']:.2f}")
             if callback is not None:
-                callback(step + 1, row)
+                callback(step, row)
     bar.close()
     sae.eval()
-    return pd.DataFrame(rows)
+    if val_x is not None:
+        stopped = schedule.reason(eval_every)
+        if stopped.startswith("max_steps"):
+            warnings.warn(f"train_sae: {stopped}", RuntimeWarning, stacklevel=2)
+    history = pd.DataFrame(rows)
+    history.attrs["stopped"] = stopped
+    history.attrs["val_loss"] = val_loss
+    return history
+
+
+_MIN_ROWS_FOR_PLATEAU = 200
+
+
+@torch.no_grad()
+def _held_out_loss(sae: SparseAutoencoder, x: torch.Tensor, labels: torch.Tensor | None, batch_size: int) -> float:
+    """The training objective on held-out rows, averaged over batches of the training size.
+
+    TopK's AuxK term is left out: it is an aid that grows as latents die, and counting it would hide
+    a converged reconstruction behind a rising auxiliary loss.
+    """
+    total, count = 0.0, 0
+    for start in range(0, x.shape[0], batch_size):
+        chunk = x[start: start + batch_size]
+        chunk_labels = labels[start: start + batch_size] if labels is not None else None
+        loss, info = sae.loss(chunk, labels=chunk_labels)
+        objective = float(loss) - float(getattr(sae, "aux_coeff", 0.0)) * float(info.get("aux", 0.0))
+        total += objective * chunk.shape[0]
+        count += chunk.shape[0]
+    return total / count
+
+
+class _Schedule:
+    """The learning-rate factor per step: linear warm-up, flat, then a linear decay to zero.
+
+    With a fixed budget (``steps``) the decay covers its last ``decay_frac``. Without one, the flat
+    phase lasts until the held-out loss plateaus (or until the decay must start to end by
+    ``max_steps``), and the decay then takes a further ``decay_frac`` of the whole run.
+    """
+
+    def __init__(self, steps: int | None, max_steps: int | None, warmup: int, decay_frac: float,
+                 patience: int, tol: float):
+        self.fixed = steps is not None
+        self.budget = steps if self.fixed else max_steps
+        self.warmup = min(warmup, max(1, self.budget // 10))
+        self.decay_frac = decay_frac
+        self.patience, self.tol = patience, tol
+        self.best = math.inf
+        self.stale = 0
+        self.plateau_at: int | None = None
+        # Where the decay starts and the run ends; a plateau moves both earlier.
+        self.decay_start = int(self.budget * (1 - decay_frac))
+        self.total = self.budget
+        self.best_step = 0
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        if step >= self.decay_start and self.total > self.decay_start:
+            return max(0.0, (self.total - step) / (self.total - self.decay_start))
+        return 1.0
+
+    def observe(self, step: int, val_loss: float) -> bool:
+        """Take one held-out check; True when it moved the end of the run (a plateau was found)."""
+        if not math.isfinite(self.best) or val_loss < self.best - self.tol * abs(self.best):
+            self.best, self.stale, self.best_step = val_loss, 0, step
+        else:
+            self.stale += 1
+        if self.plateau_at is not None or step >= self.decay_start or self.stale < self.patience:
+            return False
+        self.plateau_at = step
+        self.decay_start = step
+        decay = max(1, round(step * self.decay_frac / max(1e-9, 1 - self.decay_frac)))
+        self.total = min(self.budget, step + decay)
+        return True
+
+    def reason(self, eval_every: int) -> str:
+        if self.plateau_at is not None:
+            return (f"plateau: the held-out loss improved by less than {self.tol:g} of its best for {self.patience} "
+                    f"checks ({self.patience * eval_every} steps) by step {self.plateau_at}; the learning rate then "
+                    f"decayed to zero by step {self.total}")
+        return (f"max_steps: the held-out loss was still improving at step {self.decay_start}, where the decay "
+                f"had to start to end by max_steps={self.budget} (its last gain of more than {self.tol:g} came at "
+                f"step {self.best_step}). Raise max_steps to train to convergence")
