@@ -295,13 +295,15 @@ def _claims_table(claims: list[dict[str, Any]]) -> str:
         if c.get("asserted", True):
             verdict = '<span class="badge held">held</span>' if c["held"] else '<span class="badge failed">did not hold</span>'
         else:
-            verdict = f'<span class="badge reported">{"held" if c["held"] else "did not hold"} (model-specific)</span>'
+            why = html.escape(c.get("reported", "not asserted"), quote=True)
+            verdict = (f'<span class="badge reported" title="{why}">{"held" if c["held"] else "did not hold"} '
+                       "(reported)</span>")
         nums = ", ".join(f"{html.escape(str(k))} = {format_value(v)}" for k, v in (c.get("numbers") or {}).items())
         rows.append(f"<tr><td>{verdict}</td><td>{html.escape(c['name'])}</td><td>{nums}</td>"
                     f"<td>{html.escape(c.get('against', ''))}</td></tr>")
     held = sum(c["held"] for c in asserted)
     return (f"<details class=\"claims\" open><summary><strong>Claims: {held} of {len(asserted)} held</strong>"
-            + (f" ({len(claims) - len(asserted)} model-specific, reported)" if len(claims) > len(asserted) else "")
+            + (f" ({len(claims) - len(asserted)} more reported, not asserted)" if len(claims) > len(asserted) else "")
             + "</summary><table class=\"metrics\"><thead><tr><th>outcome</th><th>claim</th><th>numbers</th>"
               "<th>against</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></details>")
 

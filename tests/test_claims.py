@@ -107,10 +107,19 @@ def test_the_summary_lists_what_did_not_hold_and_strict_mode_fails(tmp_path, mon
 def test_a_model_specific_claim_is_recorded_and_never_asserted(monkeypatch, capsys):
     monkeypatch.setenv("TOOLKIT_FAST", "1")
     assert tk.claim("peaks on the toward side", False, against="alpha 0", model_specific=True, peak=0.0) is False
-    assert "model-specific" in capsys.readouterr().out
-    (c,) = claims.ledger()
-    assert c["held"] is False and c["asserted"] is False
-    assert tk.claims_table()["asserted"].tolist() == [False]
+    assert "some models and not on others" in capsys.readouterr().out
+    # any other reason works the same way, and is kept with the claim
+    assert tk.claim("rises at every seed", False, against="alpha 0", reported="seed 2 fell short") is False
+    assert "reported, not asserted: seed 2 fell short" in capsys.readouterr().out
+    first, second = claims.ledger()
+    assert first["held"] is False and first["asserted"] is False and first["reported"] == claims.MODEL_SPECIFIC
+    assert second["asserted"] is False and second["reported"] == "seed 2 fell short"
+    assert tk.claims_table()["asserted"].tolist() == [False, False]
+    for bad in ("", "  ", 3):
+        with pytest.raises(ValueError, match="`reported` must say why"):
+            tk.claim("x", True, against="y", reported=bad)
+    with pytest.raises(ValueError, match="not both"):
+        tk.claim("x", True, against="y", reported="why", model_specific=True)
 
 
 def test_compare_puts_runs_side_by_side(tmp_path, monkeypatch):

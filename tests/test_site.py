@@ -287,8 +287,8 @@ def test_the_card_shows_which_claims_held(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"notebook": "nb", "metrics": {"m": 1}, "claims": claims}))
     html_ = bs._claims_table(bs.load_claims(path))
-    assert "Claims: 1 of 2 held" in html_ and "1 model-specific, reported" in html_
-    assert html_.count("badge held") == 1 and html_.count("badge failed") == 1 and "did not hold (model-specific)" in html_
+    assert "Claims: 1 of 2 held" in html_ and "1 more reported, not asserted" in html_
+    assert html_.count("badge held") == 1 and html_.count("badge failed") == 1 and "did not hold (reported)" in html_
     assert "base &lt;x&gt;" in html_  # escaped
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"notebook": "nb", "metrics": {"m": 1}}))
