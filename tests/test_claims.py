@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +135,24 @@ def test_compare_puts_runs_side_by_side(tmp_path, monkeypatch):
     table = claims.compare([tmp_path / "a", tmp_path / "b"]).splitlines()
     assert table[2].endswith("| x beats y | held | **did not hold** |")
     assert table[3].endswith("| only in a | held (reported) | – |")
+
+
+def test_compare_numbers_gives_each_value_and_its_spread(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOOLKIT_FAST", "0")
+    for run, (auc, n) in {"s0": (0.9, 10), "s1": (0.7, 12), "s2": (0.8, 11)}.items():
+        claims.reset()
+        tk.claim("probe beats chance", True, against="0.5", auroc=auc, n=n)
+        if run == "s0":
+            tk.claim("only at seed 0", True, against="z", peak=float("nan"))
+        tk.save_results("nb", {"m": 1}, folder=tmp_path / run)
+    rows = claims.compare([tmp_path / r for r in ("s0", "s1", "s2")], numbers=True).splitlines()
+    assert rows[0].endswith("| spread (min to max) |")
+    assert rows[2].endswith("| probe beats chance | auroc | 0.9 | 0.7 | 0.8 | 0.7 to 0.9 |")
+    assert rows[3].endswith("| probe beats chance | n | 10 | 12 | 11 | 10 to 12 |")
+    assert rows[4].endswith("| only at seed 0 | peak | nan | – | – | – |")  # a non-finite value has no spread
+    script = Path(__file__).resolve().parents[1] / "scripts" / "claims.py"
+    out = subprocess.run([sys.executable, str(script), "--compare", "--numbers", str(tmp_path / "s0"),
+                          str(tmp_path / "s1")], capture_output=True, text=True)
+    assert out.returncode == 0 and "0.7 to 0.9" in out.stdout
+    bad = subprocess.run([sys.executable, str(script), "--numbers", str(tmp_path / "s0")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--numbers goes with --compare" in bad.stderr

@@ -203,11 +203,14 @@ def summarize(folder: str | os.PathLike | None = None) -> int:
 
 
 
-def compare(folders: list[str | os.PathLike]) -> str:
+def compare(folders: list[str | os.PathLike], numbers: bool = False) -> str:
     """A markdown table of every claim across results folders (one column per run, e.g. per model or seed).
 
     Each cell is "held" or "did not hold", with "(reported)" for a claim not asserted, or "–" where that run
     did not state the claim. This is the side-by-side a paper appendix or ``docs/scaling.md`` cites.
+
+    With ``numbers=True`` each claim gets one row per number behind it (its value in each run) and a last
+    column with the spread, min to max over the runs: how far a measured value moves across seeds or models.
     """
     import json
     from pathlib import Path
@@ -236,8 +239,31 @@ def compare(folders: list[str | os.PathLike]) -> str:
             return "–"
         return ("held" if c["held"] else "**did not hold**") + ("" if c.get("asserted", True) else " (reported)")
 
+    if numbers:
+        return _compare_numbers(runs, order)
     lines = ["| notebook | claim | " + " | ".join(label for label, _ in runs) + " |",
              "|---|---|" + "---|" * len(runs)]
     for nb, name in order:
         lines.append(f"| {nb[:2]} | {name} | " + " | ".join(cell(found.get((nb, name))) for _, found in runs) + " |")
+    return "\n".join(lines)
+
+
+def _compare_numbers(runs: list[tuple[str, dict[tuple[str, str], dict[str, Any]]]],
+                     order: list[tuple[str, str]]) -> str:
+    lines = ["| notebook | claim | number | " + " | ".join(label for label, _ in runs) + " | spread (min to max) |",
+             "|---|---|---|" + "---|" * (len(runs) + 1)]
+    for nb, name in order:
+        keys: list[str] = []
+        for _, found in runs:
+            for k in (found.get((nb, name)) or {}).get("numbers", {}):
+                if k not in keys:
+                    keys.append(k)
+        for k in keys:
+            values = [(found.get((nb, name)) or {}).get("numbers", {}).get(k) for _, found in runs]
+            numeric = [float(v) for v in values
+                       if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+            spread = f"{_fmt(min(numeric))} to {_fmt(max(numeric))}" if len(numeric) > 1 else "–"
+            cells = ["–" if v is None else _fmt(float(v)) if isinstance(v, int) and not isinstance(v, bool) else _fmt(v)
+                     for v in values]
+            lines.append(f"| {nb[:2]} | {name} | {k} | " + " | ".join(cells) + f" | {spread} |")
     return "\n".join(lines)
