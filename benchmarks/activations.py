@@ -1,23 +1,29 @@
 """Benchmark: ``tk.get_activations`` against a plain transformers forward with a hook at the same layer.
 
 Both paths see the same model, the same texts, the same batch size and the same right padding, and
-both return the same rows (padding removed). The ratio is toolkit tokens/s divided by plain tokens/s,
-measured in one process with the two paths interleaved round by round, so drift on a shared machine
-hits both alike; we report the median over rounds.
+both return the same rows (padding removed). The ratio is the plain path's time over the toolkit's
+(above 1: the toolkit is faster), from interleaved rounds after a warm-up (``harness.compare``): the
+median with its interquartile range, in wall and CPU time. Goal: >= 0.90x by the lower quartile.
 
 Two layers are measured: a middle one, where the toolkit stops the forward pass after the block it
 needs (the plain hook path still runs the whole model), and the last block, where both do the same
 work and the ratio isolates nnsight's overhead.
 
-    .venv/bin/python benchmarks/activations.py [--rounds 5] [--texts 64] [--batch-size 16]
+The physical limit: a forward pass up to block L costs about 2 x (parameters of blocks 0..L) FLOPs per
+token (attention's sequence-length term is small for these short texts and is left out), so the toolkit's
+throughput is also printed as a fraction of this machine's fp32 GEMM peak, measured in the same run on the
+shapes of a block's MLP. With short texts in batches of 16, each matmul has a few hundred rows, the block's
+small operations (norms, rotary embeddings, softmax) and nnsight's bookkeeping are not GEMMs at all, so a
+fraction well under 1 is expected; the figure says how far from the machine's limit the path is.
+
+    .venv/bin/python benchmarks/activations.py [--rounds 7] [--texts 64] [--batch-size 16]
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from harness import MIN_ROUNDS, compare, machine, matmul_peak, peak_line
 
 import toolkit as tk
 
@@ -59,9 +65,15 @@ def plain_activations(model: tk.Model, texts: list[str], layer: int, batch_size:
     return torch.cat(rows)
 
 
+def block_parameters(model: tk.Model, last_block: int) -> int:
+    """Parameters of blocks 0..last_block: the weights a forward pass up to that block multiplies by."""
+    blocks = model.hf.get_submodule(model.layout.blocks)
+    return sum(p.numel() for block in list(blocks)[: last_block + 1] for p in block.parameters())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=MIN_ROUNDS)
     parser.add_argument("--texts", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
@@ -70,30 +82,29 @@ def main() -> None:
     model = tk.load_model()
     # Same-length texts within a batch, so neither path gains from the toolkit's length sorting.
     texts = [SENTENCES[i % len(SENTENCES)] + f" (item {i})" for i in range(args.texts)]
-    n_tokens = sum(len(ids) for ids in model.tokenizer(texts).input_ids) - (len(texts) if model.adds_bos else 0)
-    print(f"model {model.name} on {model.device}, {len(texts)} texts, {n_tokens} tokens, "
-          f"batch {args.batch_size}, {torch.get_num_threads()} threads")
+    lengths = [len(ids) for ids in model.tokenizer(texts).input_ids]
+    n_tokens = sum(lengths) - (len(texts) if model.adds_bos else 0)
+    print(f"model {model.name} on {model.device}, {len(texts)} texts, {n_tokens} tokens, batch {args.batch_size}")
+    print(machine())
+    rows_per_batch = args.batch_size * max(lengths)
+    d_ff = model.hf.config.intermediate_size if hasattr(model.hf.config, "intermediate_size") else 4 * model.d_model
+    peak = matmul_peak([(rows_per_batch, model.d_model, d_ff), (rows_per_batch, d_ff, model.d_model),
+                        (1024, 1024, 1024)])
 
-    for layer in (model.n_layers // 2, model.n_layers - 1):
-        ours = tk.get_activations(model, texts, layer=layer, batch_size=args.batch_size, progress=False).rows
-        ref = plain_activations(model, texts, layer, args.batch_size)
+    def same_rows(ours, ref):
         assert ours.shape == ref.shape, (ours.shape, ref.shape)
         # Rows come back in text order from both paths; the values agree up to float noise.
         assert torch.allclose(ours, ref, atol=1e-3, rtol=1e-3), "the two paths disagree"
-        ratios, tk_rates, plain_rates = [], [], []
-        for _ in range(args.rounds):
-            t0 = time.perf_counter()
-            tk.get_activations(model, texts, layer=layer, batch_size=args.batch_size, progress=False)
-            t1 = time.perf_counter()
-            plain_activations(model, texts, layer, args.batch_size)
-            t2 = time.perf_counter()
-            tk_rates.append(n_tokens / (t1 - t0))
-            plain_rates.append(n_tokens / (t2 - t1))
-            ratios.append(tk_rates[-1] / plain_rates[-1])
-        print(f"layer {layer:>2}: toolkit {statistics.median(tk_rates):8.0f} tok/s | plain forward+hook "
-              f"{statistics.median(plain_rates):8.0f} tok/s | ratio (toolkit / plain) "
-              f"{statistics.median(ratios):.2f}x  [per-round: {', '.join(f'{r:.2f}' for r in ratios)}]")
-    print("goal: ratio >= 0.90 at every layer")
+
+    for layer in (model.n_layers // 2, model.n_layers - 1):
+        result = compare(
+            f"layer {layer:>2}, toolkit vs plain forward+hook",
+            lambda: tk.get_activations(model, texts, layer=layer, batch_size=args.batch_size, progress=False).rows,
+            lambda: plain_activations(model, texts, layer, args.batch_size),
+            goal=0.9, rounds=args.rounds, check=same_rows)
+        seconds = result.our_seconds()
+        print(f"  toolkit {n_tokens / seconds:8.0f} tok/s; " +
+              peak_line("forward to the block", 2 * block_parameters(model, layer) * n_tokens, seconds, peak))
 
 
 if __name__ == "__main__":

@@ -9,21 +9,19 @@ arithmetic, so rows added to a batch are almost free. Two comparisons, both on t
   in three batches) against one ``tk.steer(alpha=a)`` call per alpha (nine batches of 8 rows). The
   texts are checked to be identical, so the comparison is of the same work.
 
-Each round runs A and B back to back in alternating order, after one warm-up round; the ratio is
-B's time over A's per round, reported as the median with its interquartile range, in wall time and in
-this process's CPU time (a loaded machine shows as a gap between the two). The torch thread count and
-the load average are printed with the figures.
+``harness.compare`` runs A and B back to back in alternating order, after one warm-up round; the ratio is
+the split run's time over the batched run's per round, reported as the median with its interquartile range,
+in wall time and in this process's CPU time (a loaded machine shows as a gap between the two). The torch
+thread count and the load average are printed with the figures.
 
 Run: ``.venv/bin/python benchmarks/generation.py`` (``--rounds 3 --tokens 8`` for a quick run).
 """
 from __future__ import annotations
 
 import argparse
-import os
-import time
 
-import numpy as np
 import torch
+from harness import MIN_ROUNDS, compare, machine
 
 import toolkit as tk
 
@@ -35,61 +33,38 @@ PROMPTS = ["Write a short reply to a neighbour who parks in front of your garage
            "Explain how a bicycle works.", "Give three tips for cooking rice."]
 
 
-def timed(fn):
-    w, c = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - w, time.process_time() - c
-
-
-def compare(name: str, batched, split, rounds: int, goal: float, same) -> None:
-    """Interleave the two runs; print the median ratio split/batched with its IQR, wall and CPU."""
-    a, _, _ = timed(batched)  # warm-up round, also the reference output
-    b, _, _ = timed(split)
-    if not same(a, b):
-        raise AssertionError(f"{name}: the batched and split runs produced different texts")
-    wall, cpu = [], []
-    for r in range(rounds):
-        order = (batched, split) if r % 2 == 0 else (split, batched)
-        t = {}
-        for fn in order:
-            _, w, c = timed(fn)
-            t[fn] = (w, c)
-        wall.append(t[split][0] / t[batched][0])
-        cpu.append(t[split][1] / t[batched][1])
-    q = lambda v: np.percentile(v, [25, 50, 75])
-    (wl, wm, wh), (cl, cm, ch) = q(wall), q(cpu)
-    verdict = "met" if wl >= goal else "NOT met"
-    print(f"{name:9s} speed-up wall {wm:5.2f}x (IQR {wl:.2f}-{wh:.2f})  cpu {cm:5.2f}x (IQR {cl:.2f}-{ch:.2f})  "
-          f"goal >= {goal}x by the lower quartile: {verdict}")
+def same_texts(a, b) -> None:
+    if a != b:
+        raise AssertionError("the batched and split runs produced different texts")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=16, help="new tokens per prompt")
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=MIN_ROUNDS)
     args = ap.parse_args()
 
     tk.seed_everything(0)
     model = tk.load_model()
     layer = model.n_layers // 2
     prompts20 = (PROMPTS * 2)[:20]
-    print(f"model {model.name}, {torch.get_num_threads()} torch threads, load average "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}, {args.tokens} new tokens, {args.rounds} rounds")
+    print(f"model {model.name}, {args.tokens} new tokens")
+    print(machine())
 
-    compare("generate",
+    compare("generate, 32 vs 8 prompts per batch",
             lambda: tk.generate(model, prompts20, max_new_tokens=args.tokens, batch_size=32, progress=False),
             lambda: tk.generate(model, prompts20, max_new_tokens=args.tokens, batch_size=8, progress=False),
-            args.rounds, 2.0, lambda a, b: a == b)
+            goal=2.0, rounds=args.rounds, check=same_texts)
 
     gen = torch.Generator().manual_seed(0)
     vector = torch.randn(model.d_model, generator=gen)
     alphas = [-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4]
     kw = dict(vector=vector, layer=layer, max_new_tokens=args.tokens, batch_size=32, progress=False)
-    compare("sweep",
+    compare("sweep, one call vs one call per alpha",
             lambda: tk.steer(model, PROMPTS[:8], alpha=alphas, **kw),
             lambda: {a: tk.steer(model, PROMPTS[:8], alpha=a, **kw) for a in alphas},
-            args.rounds, 2.0, lambda a, b: a == b)
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+            goal=2.0, rounds=args.rounds, check=same_texts)
+    print(f"after: {machine()}")
 
 
 if __name__ == "__main__":

@@ -10,19 +10,19 @@ Three runs generate the same number of new tokens for the same prompts with the 
 
 Steering changes the text, and a run that hits EOS early would produce fewer tokens, so throughput
 is counted in *generated tokens* (``max_new_tokens`` per prompt; SmolLM2's greedy continuations of
-these prompts do not stop early at this length). Each configuration runs ``--repeats`` times in an
-interleaved order (so a burst of load from other processes hits all of them alike) and the median is
-reported, both wall-clock and CPU time of this process (CPU time is steadier on a shared machine).
+these prompts do not stop early at this length), so the ratio of times is the ratio of throughputs. Each
+steered configuration is compared with the unsteered run by ``harness.compare``: interleaved rounds after
+a warm-up, the median ratio (unsteered time over steered time) with its interquartile range, in wall and
+CPU time; the goal is judged by the lower quartile.
 
-Run: ``.venv/bin/python benchmarks/steering.py`` (``--tokens 16 --repeats 3`` for a quick run).
+Run: ``.venv/bin/python benchmarks/steering.py`` (``--tokens 16`` for a quicker run).
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from harness import MIN_ROUNDS, compare, machine
 
 import toolkit as tk
 
@@ -31,7 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=32, help="new tokens per prompt")
     ap.add_argument("--prompts", type=int, default=4, help="prompts per batch")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=MIN_ROUNDS)
     ap.add_argument("--latents", type=int, default=2304, help="G-SAE dictionary size")
     args = ap.parse_args()
 
@@ -46,33 +46,18 @@ def main() -> None:
     gsae = tk.GuidedSAE(model.d_model, args.latents, k=32, n_concepts=1)
     gsae.initialized.fill_(True)
 
-    runs = {
-        "unsteered": lambda: tk.generate(model, prompts, max_new_tokens=args.tokens),
-        "vector": lambda: tk.steer(model, prompts, vector=vector, layer=layer, alpha=0.1,
-                                   max_new_tokens=args.tokens),
-        "gsae_balanced": lambda: tk.steer(model, prompts, sae=gsae, latent=0, layer=layer, alpha=0.1,
-                                          gamma="balanced", max_new_tokens=args.tokens),
+    unsteered = lambda: tk.generate(model, prompts, max_new_tokens=args.tokens, progress=False)
+    steered = {
+        "vector steering": lambda: tk.steer(model, prompts, vector=vector, layer=layer, alpha=0.1,
+                                            max_new_tokens=args.tokens, progress=False),
+        "G-SAE balanced steering": lambda: tk.steer(model, prompts, sae=gsae, latent=0, layer=layer, alpha=0.1,
+                                                    gamma="balanced", max_new_tokens=args.tokens, progress=False),
     }
-    n_tokens = args.tokens * len(prompts)
-    runs["unsteered"]()  # warm-up: first calls pay for lazy imports and allocator growth
-    wall: dict[str, list[float]] = {k: [] for k in runs}
-    cpu: dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(args.repeats):
-        for name, fn in runs.items():
-            w0, c0 = time.perf_counter(), time.process_time()
-            fn()
-            wall[name].append(time.perf_counter() - w0)
-            cpu[name].append(time.process_time() - c0)
-
-    print(f"model {model.name}, layer {layer}, {len(prompts)} prompts x {args.tokens} new tokens, "
-          f"median of {args.repeats} interleaved repeats, {torch.get_num_threads()} torch threads")
-    w_base, c_base = statistics.median(wall["unsteered"]), statistics.median(cpu["unsteered"])
-    for name in runs:
-        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-        print(f"{name:14s} wall {w:7.2f} s ({n_tokens / w:6.1f} tok/s)  cpu {c:7.2f} s ({n_tokens / c:6.1f} tok/cpu-s)"
-              f"  ratio vs unsteered: wall {w_base / w:.3f}, cpu {c_base / c:.3f}")
-    goal = min(c_base / statistics.median(cpu[k]) for k in runs if k != "unsteered")
-    print(f"lowest steered/unsteered throughput ratio (cpu): {goal:.3f}  (goal >= 0.9: {'met' if goal >= 0.9 else 'NOT met'})")
+    print(f"model {model.name}, layer {layer}, {len(prompts)} prompts x {args.tokens} new tokens")
+    print(machine())
+    for name, fn in steered.items():
+        result = compare(f"{name} vs unsteered (throughput ratio)", fn, unsteered, goal=0.9, rounds=args.rounds)
+        print(f"  steered: {args.tokens * len(prompts) / result.our_seconds():.1f} tok/s")
 
 
 if __name__ == "__main__":

@@ -54,3 +54,17 @@ def test_installed_kernel_name_matches_the_notebooks():
             f"{nb.name}: kernelspec {spec['name']!r}/{spec['display_name']!r} differs from the installed "
             f"kernel {installed.group(1)!r}/{installed.group(2)!r} in the Makefile"
         )
+
+
+def test_import_toolkit_defers_the_heavy_libraries():
+    """``import toolkit`` stays fast: nnsight, transformers, datasets, sentence-transformers, scikit-learn and
+    scipy are imported on first use (benchmarks/first_activation.py times it)."""
+    import subprocess
+    import sys
+
+    heavy = ["nnsight", "transformers", "datasets", "sentence_transformers", "sklearn", "scipy"]
+    code = ("import sys, toolkit as tk; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "", f"import toolkit loaded {out.stdout.strip()}"

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
+if TYPE_CHECKING:  # for annotations; the library itself is imported on first use (import toolkit stays fast)
+    import datasets
 
 from .validation import check_bool, check_int, check_texts
 
@@ -27,6 +29,13 @@ PII_TYPES: tuple[str, ...] = (
 )
 
 _SPLITS = ("train", "test")
+
+
+def _datasets():
+    """The ``datasets`` library, imported on first use (about 0.5 s that ``import toolkit`` need not pay)."""
+    import datasets
+
+    return datasets
 
 
 def load_concepts(name: str, split: str | None = None) -> datasets.Dataset:
@@ -65,23 +74,24 @@ def load_concepts(name: str, split: str | None = None) -> datasets.Dataset:
         rows = [json.loads(line) for line in f if line.strip()]
     if split is not None:
         rows = [r for r in rows if r["split"] == split]
-    return datasets.Dataset.from_list(rows, features=_features(name, rows))
+    return _datasets().Dataset.from_list(rows, features=_features(name, rows))
 
 
 def _features(name: str, rows: list[dict]) -> datasets.Features:
     # Explicit types: pyarrow cannot infer the span struct from a split with no PII rows.
-    string, int64 = datasets.Value("string"), datasets.Value("int64")
+    string, int64 = _datasets().Value("string"), _datasets().Value("int64")
     feats: dict[str, Any] = {"text": string, "label": int64, "split": string}
     if name == "pii":
         span = {"start": int64, "end": int64, "type": string, "value": string}
-        feats["spans"] = datasets.List(span)
+        feats["spans"] = _datasets().List(span)
     for key, value in (rows[0] if rows else {}).items():
         feats.setdefault(key, int64 if isinstance(value, int) else string)
-    return datasets.Features(feats)
+    return _datasets().Features(feats)
 
 
 def _columns(obj: Any) -> list[str]:
-    if isinstance(obj, datasets.Dataset):
+    loaded = sys.modules.get("datasets")  # a Dataset can only exist once the library is imported
+    if loaded is not None and isinstance(obj, loaded.Dataset):
         return list(obj.column_names)
     return list(obj.keys()) if isinstance(obj, Mapping) else []
 
@@ -196,7 +206,7 @@ def load_corpus(name: str | None = None, *, split: str = "train", text_column: s
         path = CORPUS_DIR / "corpus.jsonl.gz"
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing; rebuild it with scripts/make_corpus.py")
-        ds = datasets.load_dataset("json", data_files=str(path), split="train")
+        ds = _datasets().load_dataset("json", data_files=str(path), split="train")
     elif Path(name).expanduser().exists():
         local = Path(name).expanduser()
         if local.is_file():
@@ -204,9 +214,9 @@ def load_corpus(name: str | None = None, *, split: str = "train", text_column: s
             if builder is None:
                 raise ValueError(f"cannot tell the format of {local}; use one of {sorted(_CORPUS_BUILDERS)} "
                                  "(.gz means gzipped JSON lines)")
-            ds = datasets.load_dataset(builder, data_files=str(local), split=split)
+            ds = _datasets().load_dataset(builder, data_files=str(local), split=split)
         else:
-            ds = datasets.load_dataset(str(local), split=split)
+            ds = _datasets().load_dataset(str(local), split=split)
     elif _looks_like_path(name):
         # Without this, datasets treats a mistyped path as a Hub id: "Couldn't reach ... on the Hub".
         raise FileNotFoundError(f"corpus path {os.fspath(name)!r} does not exist (resolved against the working "
@@ -222,7 +232,7 @@ def load_corpus(name: str | None = None, *, split: str = "train", text_column: s
                               "local file or folder, or set HF_DATASETS_OFFLINE=1 to read a copy already in the "
                               "datasets cache")
         try:
-            ds = datasets.load_dataset(name, split=split)
+            ds = _datasets().load_dataset(name, split=split)
         except (ConnectionError, FileNotFoundError) as err:
             # datasets says "Couldn't reach 'x' on the Hub" even when the user meant a local path.
             raise FileNotFoundError(f"corpus {name!r} is neither a local path (no {_resolved(name)}) nor a dataset "

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import nnsight
 import numpy as np
 import torch
 
@@ -86,7 +85,7 @@ class StepDecoder:
 
     def _run(self, **inputs: Any) -> Any:
         with torch.no_grad(), self.model.nn.trace(**inputs, remote=self.model.remote):
-            stats = nnsight.save([])
+            stats = _tracing._nnsight().save([])
             _tracing._apply_edits(self.model, self.edits, stats, inputs["attention_mask"][:, -inputs["input_ids"].shape[1]:].bool(),
                                   rows=np.arange(len(self.prompt_ids)))  # the batch is the prompts, in order
             out = self.model.nn.output.save()

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import nnsight
 import numpy as np
 import pandas as pd
 import torch
@@ -22,6 +21,13 @@ from .progress import progress_bar as tqdm
 from .models import SITES, Model
 from .activations import POOLINGS, Activations
 from .validation import check_bool, check_choice, check_finite, check_int, check_number, check_texts
+
+
+def _nnsight():
+    """nnsight, imported on first use: it pulls in transformers (about 1.5 s), which ``import toolkit`` defers."""
+    import nnsight
+
+    return nnsight
 
 
 @dataclass(frozen=True)
@@ -283,7 +289,7 @@ def get_activations(model: Model, texts: Sequence[str] | str, layer: int | Seque
     desc = f"activations @ layer {unique[0]}" if len(unique) == 1 else f"activations @ {len(unique)} layers"
     for idx, enc in _batched(model, texts, batch_size, desc=desc, progress=progress):
         with torch.no_grad(), model.nn.trace(enc, remote=model.remote) as tracer:
-            saved = nnsight.save([])  # only saved objects leave the trace
+            saved = _nnsight().save([])  # only saved objects leave the trace
             for L in unique:
                 saved.append(_output_tensor(model.site(L, site).output))
             tracer.stop()  # nothing after the deepest block is needed: skip the rest of the forward pass
@@ -386,7 +392,7 @@ def generate(model: Model, prompts: Sequence[str] | str, max_new_tokens: int = 3
             with torch.no_grad(), model.nn.generate(remote=model.remote, **gen_kwargs) as tracer:
                 with tracer.invoke(enc):
                     if edits:
-                        stats, logits_ok = nnsight.save([]), nnsight.save([])
+                        stats, logits_ok = _nnsight().save([]), _nnsight().save([])
                         for _ in tracer.iter[:]:
                             _apply_edits(model, edits, stats, real, rows=idx)
                             # the next token is chosen from the last position's logits: argmax of NaN logits
@@ -414,7 +420,7 @@ def _forward_logits(model: Model, enc: dict[str, torch.Tensor], edits: list[Edit
                     rows: np.ndarray | None = None) -> torch.Tensor:
     """Logits of a right-padded batch, refusing NaN/inf at real positions (and non-finite edits first)."""
     with torch.no_grad(), model.nn.trace(enc, remote=model.remote):
-        stats = nnsight.save([])
+        stats = _nnsight().save([])
         _apply_edits(model, edits, stats, enc["attention_mask"].bool(), rows=rows)
         logits = _output_tensor(model.lm_head.output).save()
     _check_edit_stats(model, edits, stats, where)
@@ -498,7 +504,7 @@ def logit_lens(model: Model, texts: Sequence[str] | str, *, layers: Sequence[int
         last = enc["attention_mask"].sum(1) - 1
         rows = torch.arange(len(idx), device=last.device)
         with torch.no_grad(), model.nn.trace(enc, remote=model.remote):
-            read = nnsight.save([])
+            read = _nnsight().save([])
             for layer in layers:
                 hidden = _output_tensor(model.block(layer).output)[rows, last]
                 read.append(model.lm_head(model.final_norm(hidden)).save())
