@@ -1,12 +1,13 @@
 """Build the hand-written concept datasets in data/concepts/ from their sources.
 
-    .venv/bin/python scripts/make_concepts.py            # toxicity and shakespeare
+    .venv/bin/python scripts/make_concepts.py            # every hand-written set (all but pii)
     .venv/bin/python scripts/make_concepts.py toxicity   # just one
     .venv/bin/python scripts/make_concepts.py --out dir  # somewhere else (the tests do this)
 
 Sources are plain text files in data/concepts/source/, one pair per line:
-``[style] first side => second side`` (toxicity) or ``early-modern line => modern paraphrase``
-(shakespeare), grouped under ``## topic`` headings. This script parses them, drops any pair
+``[style] first side => second side`` (toxicity), ``early-modern line => modern paraphrase``
+(shakespeare), or ``concept sentence => matched sentence without it`` (ocean, cooking, formal, question,
+sadness, french), grouped under ``## topic`` headings. This script parses them, drops any pair
 that would repeat a text already seen (so every text is unique), and assigns whole pairs
 to train or test (about 70/30, stratified by topic, seeded) so that no pair crosses the
 split. The PII dataset has its own generator, scripts/make_pii.py.
@@ -101,7 +102,22 @@ def shakespeare_rows() -> list[dict]:
     return rows
 
 
-BUILDERS = {"toxicity": toxicity_rows, "shakespeare": shakespeare_rows}
+def matched_rows(name: str) -> list[dict]:
+    """A plain matched-pair set: the concept sentence (label 1) and its matched partner (label 0)."""
+    pairs = dedupe(parse_pairs(CONCEPTS / "source" / f"{name}_pairs.txt"))
+    assign_splits(pairs)
+    rows = []
+    for pid, p in enumerate(pairs):
+        common = {"split": p["split"], "pair_id": pid, "topic": p["topic"]}
+        rows.append({"text": p["a"], "label": 1, **common})
+        rows.append({"text": p["b"], "label": 0, **common})
+    return rows
+
+
+#: The matched-pair sets added for the evaluation chapter (topical and stylistic concepts of the AxBench kind).
+MATCHED = ("ocean", "cooking", "formal", "question", "sadness", "french")
+BUILDERS = {"toxicity": toxicity_rows, "shakespeare": shakespeare_rows,
+            **{name: (lambda n=name: matched_rows(n)) for name in MATCHED}}
 
 def main() -> None:
     import argparse

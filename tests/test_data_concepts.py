@@ -13,8 +13,10 @@ from toolkit.data import CONCEPT_GROUPS, PII_TYPES, load_concepts, pii_token_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 
-NAMES = ["toxicity", "shakespeare", "pii"]
+NAMES = ["toxicity", "shakespeare", "pii", "ocean", "cooking", "formal", "question", "sadness", "french"]
 PAIRED = [n for n in NAMES if CONCEPT_GROUPS[n] == "pair_id"]
+#: The matched-pair sets of the evaluation chapter: 100 pairs each, written to differ only in the concept.
+MATCHED = ["ocean", "cooking", "formal", "question", "sadness", "french"]
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -24,7 +26,9 @@ def concept(request):
 
 def test_size_and_balance(concept):
     name, df = concept
-    assert len(df) >= 600, f"{name}: only {len(df)} rows"
+    # The matched sets are smaller by design (100 pairs, enough for a 30-pair held-out split per concept).
+    minimum = 200 if name in MATCHED else 600
+    assert len(df) >= minimum, f"{name}: only {len(df)} rows"
     counts = df.label.value_counts()
     assert set(counts.index) == {0, 1}
     # Paired sets are exactly balanced; generated ones may differ by a few percent.
@@ -328,3 +332,33 @@ def test_token_labels_reject_bad_input(minilm_tokenizer):
 
     with pytest.raises(ValueError, match="fast tokenizer"):
         pii_token_labels(Slow(), "x", [])
+
+
+@pytest.mark.parametrize("name", MATCHED)
+def test_matched_sets_differ_only_in_the_concept(name):
+    """Each pair keeps topic, shape and length: a probe on length or on the final punctuation learns nothing,
+    except the question mark for "question", which is the concept itself."""
+    df = load_concepts(name).to_pandas()
+    topics = df.groupby("topic").label.agg(["count", "mean"])
+    assert len(topics) >= 10 and (topics["mean"] == 0.5).all()  # every topic balanced: topic predicts nothing
+    ratio = df.text.str.len().groupby(df.pair_id).agg(lambda v: v.max() / v.min())
+    assert (ratio <= 1.25).all(), f"{name}: pairs far apart in length {ratio[ratio > 1.25].index[:5].tolist()}"
+    asks = df.text.str.rstrip().str.endswith("?")
+    if name == "question":
+        assert asks[df.label == 1].all() and not asks[df.label == 0].any()
+    else:
+        assert not asks.any(), f"{name}: a question mark is a cue that only 'question' may carry"
+
+
+def test_ocean_and_cooking_partners_never_mention_the_topic():
+    words = {"ocean": r"\b(?:sea|ocean|waves?|tide|beach|boat|ship|sail\w*|fish\w*|coral|shore|harbou?r)\b",
+             "cooking": r"\b(?:cook\w*|bak\w*|recipe|kitchen|oven|simmer\w*|chop\w*|food|eat\w*|meal|soup|sauce)\b"}
+    for name, pattern in words.items():
+        df = load_concepts(name).to_pandas()
+        partner = df.text[df.label == 0]
+        hits = partner[partner.str.contains(pattern, case=False, regex=True)]
+        assert hits.empty, f"{name}: matched sentences mention the concept: {hits.tolist()[:3]}"
+        concept = df.text[df.label == 1]
+        # not a vacuous check: the same word list finds the topic in many concept sentences (the rest use other
+        # words for it: grilling, pickling, dolphins, the tide-line ...)
+        assert concept.str.contains(pattern, case=False, regex=True).mean() > 0.25

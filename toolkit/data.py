@@ -21,7 +21,9 @@ from .validation import check_bool, check_int, check_texts
 CONCEPTS_DIR = Path(__file__).resolve().parents[1] / "data" / "concepts"
 
 #: Concept datasets and the column that groups rows which must stay in the same split.
-CONCEPT_GROUPS: dict[str, str] = {"toxicity": "pair_id", "shakespeare": "pair_id", "pii": "template_id"}
+CONCEPT_GROUPS: dict[str, str] = {"toxicity": "pair_id", "shakespeare": "pair_id", "pii": "template_id",
+                                  **{name: "pair_id" for name in
+                                     ("ocean", "cooking", "formal", "question", "sadness", "french")}}
 
 #: PII entity types, in the order of their type ids (0 means "not PII").
 PII_TYPES: tuple[str, ...] = (
@@ -52,6 +54,10 @@ def load_concepts(name: str, split: str | None = None) -> datasets.Dataset:
     - ``"pii"``: synthetic sentences with (1) or without (0) personal data; ``spans`` is a list
       of ``{"start", "end", "type", "value"}`` (character offsets, one of ``PII_TYPES``, and
       ``text[start:end]``), plus ``template_id``. Use ``pii_token_labels`` for token labels.
+    - ``"ocean"``, ``"cooking"`` (topical), ``"formal"``, ``"question"``, ``"sadness"``, ``"french"``
+      (stylistic): a sentence with the concept (1) and a matched sentence without it (0), same topic,
+      shape and length; extra columns ``pair_id``, ``topic``. ``data/concepts/README.md`` says how each
+      pair is matched.
 
     ``split=None`` returns all rows (filter on the ``split`` column yourself);
     ``split="train"`` or ``"test"`` returns only that split.
@@ -69,7 +75,7 @@ def load_concepts(name: str, split: str | None = None) -> datasets.Dataset:
     path = CONCEPTS_DIR / f"{name}.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; rebuild it with scripts/make_concepts.py "
-                                "(toxicity, shakespeare) or scripts/make_pii.py (pii)")
+                                "(every set but pii) or scripts/make_pii.py (pii)")
     with path.open(encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     if split is not None:
