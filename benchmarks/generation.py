@@ -14,6 +14,9 @@ the split run's time over the batched run's per round, reported as the median wi
 in wall time and in this process's CPU time (a loaded machine shows as a gap between the two). The torch
 thread count and the load average are printed with the figures.
 
+The physical limit: decoding reads every weight once per step and batch, so the batched run's weight traffic
+is reported as a fraction of the machine's memory bandwidth, measured in the same run (``harness.decode_line``).
+
 Run: ``.venv/bin/python benchmarks/generation.py`` (``--rounds 3 --tokens 8`` for a quick run).
 """
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from harness import MIN_ROUNDS, compare, machine
+from harness import MIN_ROUNDS, compare, decode_line, machine, memory_bandwidth
 
 import toolkit as tk
 
@@ -51,10 +54,14 @@ def main() -> None:
     print(f"model {model.name}, {args.tokens} new tokens")
     print(machine())
 
-    compare("generate, 32 vs 8 prompts per batch",
+    bandwidth = memory_bandwidth()
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.hf.parameters())
+    result = compare("generate, 32 vs 8 prompts per batch",
             lambda: tk.generate(model, prompts20, max_new_tokens=args.tokens, batch_size=32, progress=False),
             lambda: tk.generate(model, prompts20, max_new_tokens=args.tokens, batch_size=8, progress=False),
             goal=2.0, rounds=args.rounds, check=same_texts)
+    # one batch of 20 prompts: every step reads the weights once for all of them
+    print("  batched: " + decode_line("decoding", weight_bytes, args.tokens, result.our_seconds(), bandwidth))
 
     gen = torch.Generator().manual_seed(0)
     vector = torch.randn(model.d_model, generator=gen)

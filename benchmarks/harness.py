@@ -9,7 +9,8 @@ by the lower quartile, so that a goal is met in most rounds, not in a lucky medi
 
 :func:`matmul_peak` measures the machine's sustained fp32 matrix-multiply throughput on the shapes a hot path
 uses, in the same run, so a hot path can be reported as a fraction of what this machine can do at all
-(:func:`fraction_of_peak`).
+(:func:`fraction_of_peak`). Decoding is bound by memory, not arithmetic: :func:`memory_bandwidth` and
+:func:`decode_line` report it as a fraction of the machine's measured bandwidth.
 """
 from __future__ import annotations
 
@@ -167,6 +168,33 @@ def matmul_peak(shapes: list[tuple[int, int, int]], *, seconds: float = 0.5) -> 
                 break
         best = max(best, 2.0 * m * k * n * reps / elapsed / 1e9)
     return best
+
+
+def memory_bandwidth(megabytes: int = 256, *, seconds: float = 0.5) -> float:
+    """Sustained memory bandwidth in GB/s: ``copy_`` between two float32 buffers of ``megabytes`` each (far larger
+    than the caches), counting the bytes read and the bytes written, best of repeated copies for ``seconds``."""
+    import torch
+
+    n = megabytes * 2**20 // 4
+    src, dst = torch.ones(n), torch.empty(n)
+    dst.copy_(src)  # warm-up: pages touched
+    best, start = 0.0, time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        dst.copy_(src)
+        best = max(best, 2 * 4 * n / (time.perf_counter() - t) / 1e9)
+        if time.perf_counter() - start >= seconds:
+            return best
+
+
+def decode_line(what: str, weight_bytes: float, steps: int, seconds: float, bandwidth_gbs: float) -> str:
+    """A decoding loop as a fraction of the memory bandwidth: each step of a batch reads every weight once (on a
+    CPU a small model's decoding is bound by that read, not by arithmetic). Prefill, the KV cache and the
+    activations are left out, so the fraction is a lower bound."""
+    rate = weight_bytes * steps / seconds / 1e9
+    note = "" if rate / bandwidth_gbs >= 0.3 else "  (under 30%: see the note in this script on why)"
+    return (f"{what}: weights read at {rate:.1f} GB/s = {rate / bandwidth_gbs:.0%} of this machine's measured memory "
+            f"bandwidth ({bandwidth_gbs:.1f} GB/s){note}")
 
 
 def fraction_of_peak(flops: float, seconds: float, peak_gflops: float) -> float:

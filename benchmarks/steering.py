@@ -15,6 +15,12 @@ steered configuration is compared with the unsteered run by ``harness.compare``:
 a warm-up, the median ratio (unsteered time over steered time) with its interquartile range, in wall and
 CPU time; the goal is judged by the lower quartile.
 
+The physical limit: one batch of 4 prompts decodes one token per step, and each step reads every weight of
+the model once, so decoding is bound by memory bandwidth, not arithmetic. The steered run's weight traffic is
+reported as a fraction of the machine's copy bandwidth, measured in the same run (``harness.decode_line``;
+prefill, KV cache and activations are left out, so it is a lower bound). Python and nnsight's per-step work
+between the small matrix-vector products is the rest.
+
 Run: ``.venv/bin/python benchmarks/steering.py`` (``--tokens 16`` for a quicker run).
 """
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from harness import MIN_ROUNDS, compare, machine
+from harness import MIN_ROUNDS, compare, decode_line, machine, memory_bandwidth
 
 import toolkit as tk
 
@@ -55,9 +61,12 @@ def main() -> None:
     }
     print(f"model {model.name}, layer {layer}, {len(prompts)} prompts x {args.tokens} new tokens")
     print(machine())
+    bandwidth = memory_bandwidth()
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.hf.parameters())
     for name, fn in steered.items():
         result = compare(f"{name} vs unsteered (throughput ratio)", fn, unsteered, goal=0.9, rounds=args.rounds)
-        print(f"  steered: {args.tokens * len(prompts) / result.our_seconds():.1f} tok/s")
+        print(f"  steered: {args.tokens * len(prompts) / result.our_seconds():.1f} tok/s; "
+              + decode_line("decoding", weight_bytes, args.tokens, result.our_seconds(), bandwidth))
 
 
 if __name__ == "__main__":
