@@ -38,6 +38,7 @@ from .steering import mlp_activations, steer, steering_edit
 from .evaluate import ConceptJudge, alpha_sweep, auroc, best_f1_threshold, best_latent, f1_score, repetition_rate, summarize_sweep
 from .evaluate import cost_at_shift, fit_tradeoff, generation_perplexity, latent_aurocs, pearson_ci, pearson_difference_ci
 from .data import activation_cache_path, cache_activations, load_corpus
+from .detection import direction_aurocs, sparse_probing
 from . import plots, shortcuts
 from .shortcuts import (DecoyDigits, accuracy, add_decoy, input_gradients, load_sentiment, load_taxonomy, make_decoy_digits,
                         make_mlp, predict, rrr_loss, rrr_penalty, saliency_mass, train_classifier)
