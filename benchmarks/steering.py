@@ -18,8 +18,14 @@ CPU time; the goal is judged by the lower quartile.
 The physical limit: one batch of 4 prompts decodes one token per step, and each step reads every weight of
 the model once, so decoding is bound by memory bandwidth, not arithmetic. The steered run's weight traffic is
 reported as a fraction of the machine's copy bandwidth, measured in the same run (``harness.decode_line``;
-prefill, KV cache and activations are left out, so it is a lower bound). Python and nnsight's per-step work
-between the small matrix-vector products is the rest.
+prefill, KV cache and activations are left out, so it is a lower bound).
+
+Why it is low (measured 2026-12-05 on the 2-core course machine: 15% of a 34.8 GB/s copy bandwidth): the
+toolkit adds nothing here (``tk.generate`` and a plain ``hf.generate`` of the same 4 prompts both take 99-100 ms
+per step, and one bare forward pass of 4 tokens takes 96 ms). The time is torch's own CPU kernels at batch 4:
+a ``linear`` of that shape streams its weights at 6-12 GB/s, not 35 (the 576 x 49,152 unembedding alone takes
+19 ms), and each of the 30 blocks adds a dozen small elementwise kernels. Batching more rows per step is the
+remedy within reach, which ``benchmarks/generation.py`` measures.
 
 Run: ``.venv/bin/python benchmarks/steering.py`` (``--tokens 16`` for a quicker run).
 """

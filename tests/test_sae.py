@@ -94,11 +94,12 @@ def test_planted_dictionary_recovered_with_defaults(trained_topk):
 def test_defaults_converge_on_other_planted_dictionaries(n, d, m, k, width):
     x, _ = planted(n=n + 2000, d=d, m=m, k=k, seed=d)
     sae = tk.TopKSAE(d, width, k=k)
-    history = tk.train_sae(sae, x[:n], random_state=0, progress=False)
+    # batch_size is the one argument given: the stopping rule is under test, and smaller batches keep it quick
+    history = tk.train_sae(sae, x[:n], batch_size=256, random_state=0, progress=False)
     assert history.attrs["stopped"].startswith("plateau"), history.attrs["stopped"]
     steps = int(history["step"].iloc[-1])
     longer = tk.TopKSAE(d, width, k=k)
-    tk.train_sae(longer, x[:n], steps=2 * steps, random_state=0, progress=False)
+    tk.train_sae(longer, x[:n], steps=2 * steps, batch_size=256, random_state=0, progress=False)
     fvu, fvu_longer = (tk.sae_metrics(s, x[n:])["fvu"] for s in (sae, longer))  # rows neither run saw
     assert fvu <= 1.1 * fvu_longer + 0.005, (fvu, fvu_longer, history.attrs["stopped"])
     assert fvu < 0.5  # and it learned the planted structure, not just the mean (FVU ~1)

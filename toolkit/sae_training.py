@@ -58,8 +58,8 @@ def train_sae(
 
     Give ``steps`` or ``epochs`` (not both) for a fixed budget on every row. With neither, training
     stops when it has converged: a random tenth of the rows (at most 4096) is held out, the held-out
-    loss is measured every ``eval_every`` steps, and once it has not improved by a fraction ``tol``
-    of its best value for ``patience`` checks in a row, the learning rate decays linearly to zero over
+    loss is measured every ``eval_every`` steps, and once the best of the last ``patience`` checks is
+    less than a fraction ``tol`` below the best before them, the learning rate decays linearly to zero over
     a further ``decay_frac`` of the run and training stops. ``max_steps`` (default ``max(2000, 20
     epochs)``) bounds the run; a run that reaches it still improving ends with the same decay and a
     warning. ``history.attrs["stopped"]`` says why training stopped, and ``history.attrs["val_loss"]``
@@ -273,13 +273,11 @@ class _Schedule:
         self.warmup = min(warmup, max(1, self.budget // 10))
         self.decay_frac = decay_frac
         self.patience, self.tol = patience, tol
-        self.best = math.inf
-        self.stale = 0
+        self.history: list[tuple[int, float]] = []  # (step, held-out loss) of every check
         self.plateau_at: int | None = None
         # Where the decay starts and the run ends; a plateau moves both earlier.
         self.decay_start = int(self.budget * (1 - decay_frac))
         self.total = self.budget
-        self.best_step = 0
 
     def factor(self, step: int) -> float:
         if step < self.warmup:
@@ -289,12 +287,18 @@ class _Schedule:
         return 1.0
 
     def observe(self, step: int, val_loss: float) -> bool:
-        """Take one held-out check; True when it moved the end of the run (a plateau was found)."""
-        if not math.isfinite(self.best) or val_loss < self.best - self.tol * abs(self.best):
-            self.best, self.stale, self.best_step = val_loss, 0, step
-        else:
-            self.stale += 1
-        if self.plateau_at is not None or step >= self.decay_start or self.stale < self.patience:
+        """Take one held-out check; True when it moved the end of the run (a plateau was found).
+
+        A plateau: the best loss of the last ``patience`` checks is less than a fraction ``tol`` below the best
+        loss before them. Comparing windows, not single checks, lets a slow but steady descent (a little at
+        every check, more than ``tol`` over the window) count as progress.
+        """
+        self.history.append((step, val_loss))
+        if self.plateau_at is not None or step >= self.decay_start or len(self.history) <= self.patience:
+            return False
+        before = min(v for _, v in self.history[: -self.patience])
+        recent = min(v for _, v in self.history[-self.patience:])
+        if before - recent >= self.tol * abs(before):
             return False
         self.plateau_at = step
         self.decay_start = step
@@ -302,11 +306,15 @@ class _Schedule:
         self.total = min(self.budget, step + decay)
         return True
 
+    def best_step(self) -> int:
+        """The step of the lowest held-out loss so far."""
+        return min(self.history, key=lambda sv: sv[1])[0] if self.history else 0
+
     def reason(self, eval_every: int) -> str:
         if self.plateau_at is not None:
-            return (f"plateau: the held-out loss improved by less than {self.tol:g} of its best for {self.patience} "
-                    f"checks ({self.patience * eval_every} steps) by step {self.plateau_at}; the learning rate then "
-                    f"decayed to zero by step {self.total}")
+            return (f"plateau: the best held-out loss of the last {self.patience} checks ({self.patience * eval_every} "
+                    f"steps) was less than {self.tol:g} below the best before them, at step {self.plateau_at}; the "
+                    f"learning rate then decayed to zero by step {self.total}")
         return (f"max_steps: the held-out loss was still improving at step {self.decay_start}, where the decay "
-                f"had to start to end by max_steps={self.budget} (its last gain of more than {self.tol:g} came at "
-                f"step {self.best_step}). Raise max_steps to train to convergence")
+                f"had to start to end by max_steps={self.budget} (its lowest value so far came at step "
+                f"{self.best_step()}). Raise max_steps to train to convergence")
