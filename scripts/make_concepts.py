@@ -17,9 +17,14 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from toolkit.data import MATCHED_CONCEPTS  # noqa: E402  (one list of the matched-pair sets)
+
 CONCEPTS = ROOT / "data" / "concepts"
 SEED = 0
 TEST_FRACTION = 0.3
@@ -79,45 +84,32 @@ def write_jsonl(rows: list[dict], path: Path) -> None:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
-def toxicity_rows() -> list[dict]:
-    pairs = dedupe(parse_pairs(CONCEPTS / "source" / "toxicity_pairs.txt"))
-    assign_splits(pairs)
-    rows = []
-    for pid, p in enumerate(pairs):
-        common = {"split": p["split"], "pair_id": pid, "topic": p["topic"]}
-        rows.append({"text": p["a"], "label": 1, **common, "style": p["style"]})
-        rows.append({"text": p["b"], "label": 0, **common, "style": "civil"})
-    return rows
-
-
-def shakespeare_rows() -> list[dict]:
-    pairs = dedupe(parse_pairs(CONCEPTS / "source" / "shakespeare_pairs.txt"))
-    assign_splits(pairs)
-    rows = []
-    for pid, p in enumerate(pairs):
-        common = {"split": p["split"], "pair_id": pid, "topic": p["topic"],
-                  "source": p["style"] or "original"}
-        rows.append({"text": p["a"], "label": 1, "register": "early_modern", **common})
-        rows.append({"text": p["b"], "label": 0, "register": "modern", **common})
-    return rows
-
-
-def matched_rows(name: str) -> list[dict]:
-    """A plain matched-pair set: the concept sentence (label 1) and its matched partner (label 0)."""
+def paired_rows(name: str, before: Callable[[dict, int], dict] = lambda p, label: {},
+                after: Callable[[dict, int], dict] = lambda p, label: {}) -> list[dict]:
+    """The rows of ``source/<name>_pairs.txt``: each pair's first side (label 1) and second side (label 0),
+    with the pair's split, id and topic. ``before``/``after`` add a set's own columns around those, in the
+    column order its file has always had."""
     pairs = dedupe(parse_pairs(CONCEPTS / "source" / f"{name}_pairs.txt"))
     assign_splits(pairs)
     rows = []
     for pid, p in enumerate(pairs):
-        common = {"split": p["split"], "pair_id": pid, "topic": p["topic"]}
-        rows.append({"text": p["a"], "label": 1, **common})
-        rows.append({"text": p["b"], "label": 0, **common})
+        for text, label in ((p["a"], 1), (p["b"], 0)):
+            rows.append({"text": text, "label": label, **before(p, label), "split": p["split"], "pair_id": pid,
+                         "topic": p["topic"], **after(p, label)})
     return rows
 
 
-#: The matched-pair sets added for the evaluation chapter (topical and stylistic concepts of the AxBench kind).
-MATCHED = ("ocean", "cooking", "formal", "question", "sadness", "french")
+def toxicity_rows() -> list[dict]:
+    return paired_rows("toxicity", after=lambda p, label: {"style": p["style"] if label else "civil"})
+
+
+def shakespeare_rows() -> list[dict]:
+    return paired_rows("shakespeare", before=lambda p, label: {"register": "early_modern" if label else "modern"},
+                       after=lambda p, label: {"source": p["style"] or "original"})
+
+
 BUILDERS = {"toxicity": toxicity_rows, "shakespeare": shakespeare_rows,
-            **{name: (lambda n=name: matched_rows(n)) for name in MATCHED}}
+            **{name: (lambda n=name: paired_rows(n)) for name in MATCHED_CONCEPTS}}
 
 def main() -> None:
     import argparse

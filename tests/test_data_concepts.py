@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.data import CONCEPT_GROUPS, PII_TYPES, load_concepts, pii_token_labels
+from toolkit.data import CONCEPT_GROUPS, MATCHED_CONCEPTS, PII_TYPES, load_concepts, pii_token_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 
-NAMES = ["toxicity", "shakespeare", "pii", "ocean", "cooking", "formal", "question", "sadness", "french"]
+NAMES = ["toxicity", "shakespeare", "pii", *MATCHED_CONCEPTS]
 PAIRED = [n for n in NAMES if CONCEPT_GROUPS[n] == "pair_id"]
 #: The matched-pair sets of the evaluation chapter: 100 pairs each, written to differ only in the concept.
-MATCHED = ["ocean", "cooking", "formal", "question", "sadness", "french"]
+MATCHED = list(MATCHED_CONCEPTS)
 
 
 @pytest.fixture(scope="module", params=NAMES)

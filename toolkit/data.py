@@ -20,10 +20,12 @@ from .validation import check_bool, check_int, check_texts
 #: Folder holding the concept JSONL files (the repository's ``data/concepts``).
 CONCEPTS_DIR = Path(__file__).resolve().parents[1] / "data" / "concepts"
 
+#: The matched-pair sets of the evaluation chapter (topical and stylistic concepts of the AxBench kind).
+MATCHED_CONCEPTS: tuple[str, ...] = ("ocean", "cooking", "formal", "question", "sadness", "french")
+
 #: Concept datasets and the column that groups rows which must stay in the same split.
 CONCEPT_GROUPS: dict[str, str] = {"toxicity": "pair_id", "shakespeare": "pair_id", "pii": "template_id",
-                                  **{name: "pair_id" for name in
-                                     ("ocean", "cooking", "formal", "question", "sadness", "french")}}
+                                  **{name: "pair_id" for name in MATCHED_CONCEPTS}}
 
 #: PII entity types, in the order of their type ids (0 means "not PII").
 PII_TYPES: tuple[str, ...] = (

@@ -268,8 +268,7 @@ class _Schedule:
 
     def __init__(self, steps: int | None, max_steps: int | None, warmup: int, decay_frac: float,
                  patience: int, tol: float):
-        self.fixed = steps is not None
-        self.budget = steps if self.fixed else max_steps
+        self.budget = steps if steps is not None else max_steps
         self.warmup = min(warmup, max(1, self.budget // 10))
         self.decay_frac = decay_frac
         self.patience, self.tol = patience, tol
