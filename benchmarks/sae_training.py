@@ -276,13 +276,13 @@ def main() -> None:
     print(machine())
     peak = matmul_peak([(b, d, m), (m, b, d)])
 
-    state: dict = {}
+    state: dict = {}  # the last SAE we trained, for the SAELens export check
 
     def ours() -> Timed:
         torch.manual_seed(args.seed)
         sae = tk.TopKSAE(d, m, k=args.k, dead_tokens=dead_window_steps * b)
         w, c = time.perf_counter(), time.process_time()
-        tk.train_sae(sae, train, steps=state.get("steps", args.steps), batch_size=b, lr=args.lr,
+        tk.train_sae(sae, train, steps=args.steps, batch_size=b, lr=args.lr,
                      random_state=args.seed, warmup_steps=warmup, decay_frac=0.2, progress=False)
         timing = Timing(time.perf_counter() - w, time.process_time() - c)
         state["sae"] = sae

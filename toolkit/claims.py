@@ -263,7 +263,6 @@ def _compare_numbers(runs: list[tuple[str, dict[tuple[str, str], dict[str, Any]]
             numeric = [float(v) for v in values
                        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
             spread = f"{_fmt(min(numeric))} to {_fmt(max(numeric))}" if len(numeric) > 1 else "–"
-            cells = ["–" if v is None else _fmt(float(v)) if isinstance(v, int) and not isinstance(v, bool) else _fmt(v)
-                     for v in values]
+            cells = ["–" if v is None else _fmt(v) for v in values]
             lines.append(f"| {nb[:2]} | {name} | {k} | " + " | ".join(cells) + f" | {spread} |")
     return "\n".join(lines)
