@@ -39,6 +39,8 @@ from .evaluate import ConceptJudge, alpha_sweep, auroc, best_f1_threshold, best_
 from .evaluate import cost_at_shift, fit_tradeoff, generation_perplexity, latent_aurocs, pearson_ci, pearson_difference_ci
 from .data import activation_cache_path, cache_activations, load_corpus
 from .detection import direction_aurocs, sparse_probing
+from .steering_bench import (PromptSteering, SAESteering, SteeringBench, SteeringMethod, VectorSteering,
+                             bucket, harmonic_aggregate, steering_summary)
 from . import plots, shortcuts
 from .shortcuts import (DecoyDigits, accuracy, add_decoy, input_gradients, load_sentiment, load_taxonomy, make_decoy_digits,
                         make_mlp, predict, rrr_loss, rrr_penalty, saliency_mass, train_classifier)
