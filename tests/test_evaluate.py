@@ -203,7 +203,8 @@ def test_generation_perplexity_scores_only_the_continuation_in_its_generation_co
     expected = float(np.exp(losses[n_ctx - 1:].mean()))
     assert n_full - n_ctx == len(losses[n_ctx - 1:]) > 3
     got = tk.generation_perplexity(model, [text], [prompt])[0]
-    assert got == pytest.approx(expected, rel=1e-6)
+    # rel 1e-4: a continuation scored on the prompt's key-value cache differs from a whole pass by float32 rounding
+    assert got == pytest.approx(expected, rel=1e-4)
     # the plausible wrong answers: averaging the prompt's tokens too, or scoring without the generation context
     assert got != pytest.approx(float(np.exp(losses.mean())), rel=1e-3)
     plain = tk.generation_perplexity(model, [f"{prompt}{text}"], None)[0]
@@ -244,3 +245,19 @@ def test_pearson_difference_ci_is_paired_and_signed():
         tk.pearson_difference_ci(good, worse[:-1], y)
     with pytest.raises(ValueError, match="at least 4"):
         tk.pearson_ci([1.0, 2.0, 3.0], [1.0, 3.0, 2.0])
+
+
+def test_generation_perplexity_shared_context_path_matches_the_general_one(model, monkeypatch):
+    # Continuations that share a prompt are scored on the prompt's cache; the numbers must be those of the plain
+    # path, which runs every (prompt + continuation) whole.
+    import toolkit.evaluate as ev
+
+    prompts = ["Describe a walk through a quiet park.", "Explain how a library lends books."] * 3 + ["Say hi."]
+    texts = ["The trees were tall and green", "A library keeps", "We walked and walked and walked",
+             "Books go out on loan for three weeks.", "", "  ", "Hello there!"]
+    fast = tk.generation_perplexity(model, texts, prompts)
+    monkeypatch.setattr(ev, "_shared_context_perplexity", lambda m, c, f, rows, out, bs: rows)
+    slow = tk.generation_perplexity(model, texts, prompts)
+    assert np.isnan(fast[[4, 5]]).all() and np.isnan(slow[[4, 5]]).all()  # empty continuations have no perplexity
+    ok = ~np.isnan(slow)
+    assert np.allclose(np.log(fast[ok]), np.log(slow[ok]), atol=1e-4), (fast, slow)

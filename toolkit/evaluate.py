@@ -289,6 +289,11 @@ def generation_perplexity(model: Any, texts: Sequence[str], prompts: Sequence[st
     full = [c + t for c, t in zip(contexts, texts)]
     out = np.full(len(full), np.nan)
     keep = [i for i, t in enumerate(texts) if t.strip()]
+    if prompts is not None and not getattr(model, "remote", False):
+        # Many continuations share one prompt (a steering sweep scores every alpha after the same instruction):
+        # run each context once and score its continuations on top of its cache. Rows whose tokens do not split
+        # cleanly at the context's end take the general path below.
+        keep = _shared_context_perplexity(model, contexts, full, keep, out, batch_size)
     for start in range(0, len(keep), batch_size):
         idx = keep[start : start + batch_size]
         losses = token_losses(model, [full[i] for i in idx], per_token=True)
@@ -300,6 +305,62 @@ def generation_perplexity(model: Any, texts: Sequence[str], prompts: Sequence[st
             if cont:
                 out[i] = float(np.exp(loss[[j - 1 for j in cont]].double().mean()))
     return out
+
+
+def _shared_context_perplexity(model: Any, contexts: list[str], full: list[str], rows: list[int], out: np.ndarray,
+                               batch_size: int) -> list[int]:
+    """Perplexity of ``full[i]``'s continuation after ``contexts[i]``, one forward pass per distinct context.
+
+    The context is run once with the key-value cache on; each batch of its continuations then runs on a copy of
+    that cache, so the context's tokens are not recomputed for every row. A row qualifies when tokenizing the
+    whole text starts with exactly the context's tokens (the continuation's tokens are then the rest, as the
+    general path counts them). Fills ``out`` for those rows and returns the rows left for the general path.
+    """
+    import copy
+
+    import torch
+
+    tok, hf = model.tokenizer, model.hf
+    groups: dict[str, list[int]] = {}
+    for i in rows:
+        groups.setdefault(contexts[i], []).append(i)
+    rest = []
+    for context, idx in groups.items():
+        ctx_ids = tok(context)["input_ids"]
+        conts = {}
+        for i in idx:
+            ids = tok(full[i])["input_ids"]
+            if len(ids) > model.max_length or ids[:len(ctx_ids)] != ctx_ids or len(ids) == len(ctx_ids) or not ctx_ids:
+                rest.append(i)  # too long (the general path names it), or no clean split at the context's end
+            else:
+                conts[i] = ids[len(ctx_ids):]
+        if not conts:
+            continue
+        with torch.no_grad():
+            head = hf(input_ids=torch.tensor([ctx_ids], device=model.device), use_cache=True)
+            last = head.logits[:, -1:].float()
+            order = sorted(conts, key=lambda i: len(conts[i]))  # similar lengths together: little padding
+            for start in range(0, len(order), batch_size):
+                chunk = order[start:start + batch_size]
+                width = max(len(conts[i]) for i in chunk)
+                pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+                ids = torch.tensor([conts[i] + [pad] * (width - len(conts[i])) for i in chunk], device=model.device)
+                real = torch.tensor([[1] * len(conts[i]) + [0] * (width - len(conts[i])) for i in chunk],
+                                    device=model.device)
+                cache = copy.deepcopy(head.past_key_values)
+                cache.batch_repeat_interleave(len(chunk))
+                mask = torch.cat([torch.ones(len(chunk), len(ctx_ids), dtype=real.dtype, device=model.device), real], 1)
+                logits = hf(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True).logits.float()
+                # token j of a continuation is predicted at position j - 1; the first one at the context's end
+                pred = torch.cat([last.expand(len(chunk), 1, -1), logits[:, :-1]], dim=1)
+                nll = -torch.log_softmax(pred, dim=-1).gather(-1, ids[..., None]).squeeze(-1)
+                if not torch.isfinite(nll[real.bool()]).all():
+                    rest.extend(chunk)  # let the general path raise its error, naming the row
+                    continue
+                mean = (nll * real).sum(1).double() / real.sum(1)
+                for r, i in enumerate(chunk):
+                    out[i] = float(torch.exp(mean[r]))
+    return sorted(rest)
 
 
 # --------------------------------------------------------------------------- alpha sweeps

@@ -395,6 +395,15 @@ class SteeringBench:
         frame["aggregate"] = harmonic_aggregate(frame["concept"], frame["relevance"], frame["fluency"])
         return frame
 
+    def _scored(self, settings: Sequence[tuple[SteeringMethod, float]], instructions: list[str], judge: Any) -> pd.DataFrame:
+        """Generate every setting on ``instructions`` and score all outputs in one call: the perplexity pass then
+        runs each instruction's context once for all of its settings."""
+        outs = self.generate(settings, instructions)
+        frame = self.score([p for _ in settings for p in instructions], [t for o in outs for t in o], judge)
+        frame["method"] = [m.name for m, _ in settings for _ in instructions]
+        frame["factor"] = [f for _, f in settings for _ in instructions]
+        return frame
+
     def run(self, methods: Sequence[SteeringMethod], concept: str, acts: Any, labels: Any, judge: Any) -> pd.DataFrame:
         """Fit every method on ``(acts, labels)``, choose each one's factor on the selection half (best mean
         aggregate; a tie goes to the smaller factor), and score it at that factor on the report half.
@@ -411,19 +420,13 @@ class SteeringBench:
                 raise ValueError(f"{m.name}: factors is empty; give at least one steering strength")
             m.fit(acts, labels, concept)
         settings = [(m, float(f)) for m in methods for f in m.factors]
-        parts = []
-        for (m, f), outs in zip(settings, self.generate(settings, self.select_)):
-            parts.append(self.score(self.select_, outs, judge).assign(half="select", method=m.name, factor=f))
-        select = pd.concat(parts, ignore_index=True)
+        select = self._scored(settings, self.select_, judge).assign(half="select")
         means = select.groupby(["method", "factor"])["aggregate"].mean().reset_index()
         means["size"] = means["factor"].abs()
         best = (means.sort_values(["method", "aggregate", "size"], ascending=[True, False, True])
                 .groupby("method").head(1).set_index("method")["factor"])
         chosen = [(m, float(best[m.name])) for m in methods]
-        parts = []
-        for (m, f), outs in zip(chosen, self.generate(chosen, self.report_)):
-            parts.append(self.score(self.report_, outs, judge).assign(half="report", method=m.name, factor=f))
-        out = pd.concat([select, *parts], ignore_index=True)
+        out = pd.concat([select, self._scored(chosen, self.report_, judge).assign(half="report")], ignore_index=True)
         out["chosen"] = out["factor"] == out["method"].map(best)
         out.insert(0, "target", concept)
         return out
