@@ -112,7 +112,7 @@ colab: venv
 site: venv
 	$(BIN)/python scripts/build_site.py
 
-BENCHMARKS := activations first_activation fms sae_training steering generation
+BENCHMARKS := activations first_activation fms sae_training steering generation perplexity
 benchmarks: models
 	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
