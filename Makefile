@@ -103,8 +103,13 @@ lab: venv
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/README.md \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
+# Student copies: nbgrader (configured in nbgrader_config.py) clears every solution region and every output of the
+# masters into build/exercises/notebooks/; then the tests prove both ways that the checks work (masters pass,
+# student copies fail until filled in, known-wrong answers fail) and that no copy gives an answer away.
 exercises: venv
-	$(BIN)/python scripts/make_exercises.py --verify
+	mkdir -p build/nbgrader
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbgrader generate_assignment notebooks --force
+	$(PYTEST) -q tests/test_exercises.py tests/test_exercise_wrong_answers.py
 
 colab: venv
 	$(BIN)/python scripts/add_colab.py
