@@ -126,14 +126,48 @@ def _jsonable(value: Any) -> Any:
                     "use numbers, strings, lists or dicts")
 
 
+def _lookup(metrics: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key ("sae.fvu") of nested metrics; KeyError naming what exists."""
+    node: Any = metrics
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            where = ".".join(key.split(".")[:i]) or "metrics"
+            have = sorted(node) if isinstance(node, dict) else type(node).__name__
+            raise KeyError(f"headline metric {key!r}: {where} has no {part!r}; it has {have}")
+        node = node[part]
+    return node
+
+
+def headline_rows(metrics: dict[str, Any], headline: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
+    """Rows ``{key, label, meaning, value}`` for the metrics a notebook chose to lead with, in its order.
+
+    ``headline`` maps a (dotted) metric key to ``(label with unit, one-line meaning)``, e.g.
+    ``{"fvu": ("FVU (fraction)", "share of activation variance the SAE fails to reconstruct; lower is better")}``.
+    """
+    if not isinstance(headline, dict) or not headline:
+        raise ValueError(f"headline must be a non-empty dict of key -> (label, meaning), got {headline!r}")
+    rows = []
+    for key, spec in headline.items():
+        if not (isinstance(spec, (tuple, list)) and len(spec) == 2 and all(isinstance(x, str) and x for x in spec)):
+            raise ValueError(f"headline[{key!r}] must be (label with unit, one-line meaning), got {spec!r}")
+        value = _lookup(metrics, key)
+        if not isinstance(value, (int, float, str, bool)):
+            raise ValueError(f"headline metric {key!r} must be one number or string, got {type(value).__name__}")
+        rows.append({"key": key, "label": spec[0], "meaning": spec[1], "value": value})
+    return rows
+
+
 def save_results(notebook: str, metrics: dict[str, Any], *, timings: dict[str, float] | None = None,
+                 headline: dict[str, tuple[str, str]] | None = None,
                  folder: str | Path | None = None) -> Path:
     """Write ``<folder>/<notebook>.json`` with the metrics, the claims ledger and provenance; returns the path.
 
     ``metrics`` must depend only on the code, the pins, the seed and the documented environment
     variables: two runs with the same settings write identical metrics. Wall-clock measurements go in
     ``timings`` (seconds), a separate field that is declared machine-dependent and left out of that
-    comparison. Floats are rounded to 6 significant digits.
+    comparison. Floats are rounded to 6 significant digits. ``headline`` names the few metrics the notebook leads
+    with, each with a label (and unit) and a one-line meaning (see ``headline_rows``); the book shows them
+    beside the claims.
     """
     if not isinstance(metrics, dict) or not metrics:
         raise ValueError(f"metrics must be a non-empty dict, got {metrics!r}")
@@ -156,6 +190,8 @@ def save_results(notebook: str, metrics: dict[str, Any], *, timings: dict[str, f
     path = out_dir / f"{notebook}.json"
     record = {"notebook": notebook, "metrics": _round(clean), "provenance": dict(provenance()),
               "claims": _round(_jsonable(claims.ledger()))}
+    if headline is not None:
+        record["headline"] = headline_rows(record["metrics"], headline)
     if timings:
         record["timings"] = _round(_jsonable(timings))
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
