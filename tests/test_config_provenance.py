@@ -141,3 +141,26 @@ def test_a_relative_results_folder_is_taken_from_the_repository_root(monkeypatch
         got.rmdir()
     monkeypatch.setenv("TOOLKIT_RESULTS", str(tmp_path / "abs"))
     assert tk.config.results_dir() == tmp_path / "abs"
+
+
+def test_headline_metrics_are_stored_with_label_and_meaning_and_shown_in_the_card(tmp_path):
+    metrics = {"probe": {"auroc": 0.91234567}, "n": 12}
+    path = tk.save_results("demo", metrics, folder=tmp_path,
+                           headline={"probe.auroc": ("probe AUROC (0.5 = chance)", "held-out separation"),
+                                     "n": ("sentences", "how many")})
+    record = json.loads(path.read_text())
+    assert [(r["key"], r["value"]) for r in record["headline"]] == [("probe.auroc", 0.912346), ("n", 12)]
+    card = path._repr_markdown_()
+    assert card.index("probe AUROC (0.5 = chance) | 0.912 | held-out separation") < card.index("sentences | 12")
+    assert "demo" in card and path.parent._repr_markdown_() is None
+
+
+@pytest.mark.parametrize("headline,error,match", [
+    ({"probe.aurc": ("a", "b")}, KeyError, r"probe has no 'aurc'; it has \['auroc'\]"),
+    ({"probe": ("a", "b")}, ValueError, "one number or string"),
+    ({"n": ("only a label",)}, ValueError, r"\(label with unit, one-line meaning\)"),
+    ({}, ValueError, "non-empty dict"),
+])
+def test_a_bad_headline_names_what_is_wrong(tmp_path, headline, error, match):
+    with pytest.raises(error, match=match):
+        tk.save_results("demo", {"probe": {"auroc": 0.9}, "n": 3}, folder=tmp_path, headline=headline)

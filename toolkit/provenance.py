@@ -157,9 +157,58 @@ def headline_rows(metrics: dict[str, Any], headline: dict[str, tuple[str, str]])
     return rows
 
 
+def _cell(value: Any) -> str:
+    """A value as a markdown table cell: numbers to 3 significant digits, pipes escaped."""
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, float):
+        text = f"{value:.3g}"
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def results_markdown(record: dict[str, Any]) -> str:
+    """A results file as markdown: what produced it, the headline metrics, then every claim and whether it held.
+
+    The notebook shows this under its last cell (see ``ResultsFile``) and the book renders it there, so a reader
+    sees the chapter's numbers with their meaning rather than raw keys.
+    """
+    prov = record.get("provenance", {})
+    lines = [f"**Results of `{record.get('notebook', '?')}`**: {prov.get('model', '?')}, "
+             f"{prov.get('mode', '?')} mode, seed {prov.get('seed', '?')}, {prov.get('device', '?')}", ""]
+    if record.get("headline"):
+        lines += ["| headline metric | value | what it means |", "|---|---|---|"]
+        lines += [f"| {_cell(r['label'])} | {_cell(r['value'])} | {_cell(r['meaning'])} |" for r in record["headline"]]
+        lines.append("")
+    found = record.get("claims") or []
+    asserted = [c for c in found if c.get("asserted", True)]
+    held = sum(bool(c.get("held")) for c in asserted)
+    if found:
+        lines += [f"**Claims: {held} of {len(asserted)} asserted held**"
+                  + (f"; {len(found) - len(asserted)} more reported, not asserted" if len(found) > len(asserted) else ""),
+                  "", "| claim | held | against | numbers |", "|---|---|---|---|"]
+        for c in found:
+            verdict = ("held" if c.get("held") else "did not hold") + ("" if c.get("asserted", True) else " (reported)")
+            numbers = ", ".join(f"{k} = {_cell(v)}" for k, v in (c.get("numbers") or {}).items())
+            lines.append(f"| {_cell(c.get('name', ''))} | {verdict} | {_cell(c.get('against', ''))} | {numbers} |")
+    return "\n".join(lines) + "\n"
+
+
+class ResultsFile(type(Path())):
+    """The path ``save_results`` wrote; in a notebook it displays as the results card (``results_markdown``)."""
+
+    def _repr_markdown_(self) -> str | None:
+        try:
+            record = json.loads(self.read_text())
+        except (OSError, ValueError):
+            return None  # a derived path (a parent folder, say) has no card
+        return results_markdown(record) if isinstance(record, dict) and "metrics" in record else None
+
+
 def save_results(notebook: str, metrics: dict[str, Any], *, timings: dict[str, float] | None = None,
                  headline: dict[str, tuple[str, str]] | None = None,
-                 folder: str | Path | None = None) -> Path:
+                 folder: str | Path | None = None) -> ResultsFile:
     """Write ``<folder>/<notebook>.json`` with the metrics, the claims ledger and provenance; returns the path.
 
     ``metrics`` must depend only on the code, the pins, the seed and the documented environment
@@ -195,4 +244,4 @@ def save_results(notebook: str, metrics: dict[str, Any], *, timings: dict[str, f
     if timings:
         record["timings"] = _round(_jsonable(timings))
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return path
+    return ResultsFile(path)
