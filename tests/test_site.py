@@ -1,14 +1,18 @@
-"""The rendered book: build a site from a tiny synthetic curriculum and open it in headless Chromium.
+"""The course book: Sphinx with MyST-NB renders the executed notebooks (`make book`, run by `make curriculum`).
 
-Every link must resolve to a file that loads, and every notebook page must show its figures
-(images decoded by the browser: naturalWidth > 0). Chromium comes from Debian's ``chromium``
-package; without it the browser test is skipped locally but must run in CI (``CI=true``).
+A synthetic curriculum (two masters, their executed copies, a results file) is built into a book, offline,
+and read twice: as HTML (course map, claims, alt text, math, no network) and in headless Chromium (every link
+resolves, every figure decodes, the console stays clean). The real book, when `make curriculum` has built it,
+gets the same browser check, and screenshots of its index and one chapter at desktop and phone widths go to
+build/screenshots/ for a reviewer. Chromium comes from Debian's ``chromium`` package; without it the browser
+tests are skipped locally but must run in CI (``CI=true``).
 """
 from __future__ import annotations
 
 import base64
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -24,9 +28,6 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import build_site as bs  # noqa: E402
-
 CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium",
                              shutil.which("chromium-browser")) if p and Path(p).exists()), None)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -47,9 +48,15 @@ def png(width: int, height: int, rgb=(200, 60, 40)) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
-def image_output(width: int, height: int):
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def image_output(width: int, height: int, text: str = "<Figure size 64x48 with 1 Axes>"):
     return new_output("display_data", data={"image/png": base64.b64encode(png(width, height)).decode(),
-                                             "text/plain": "<Figure>"})
+                                             "text/plain": text})
 
 
 FIRST_CELL = """[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/x/y/blob/main/notebooks/{stem}.ipynb)
@@ -58,7 +65,6 @@ FIRST_CELL = """[![Open In Colab](https://colab.research.google.com/assets/colab
 
 **Learning objectives**
 - trace a model with `nnsight`
-- patch **one** activation
 
 **Prerequisites:** {prereq}
 
@@ -67,96 +73,109 @@ FIRST_CELL = """[![Open In Colab](https://colab.research.google.com/assets/colab
 
 
 def make_curriculum(root: Path) -> dict[str, Path]:
-    """Two masters, both executed (one with two figures), results for one of them."""
-    dirs = {k: root / k for k in ("notebooks", "executed", "results", "site")}
-    for k in ("notebooks", "executed", "results"):
-        dirs[k].mkdir(parents=True)
+    """A repository in miniature: the book's sources, two masters, both executed, results for one."""
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("notebooks", "docs", "data"))
+    dirs = {"notebooks": root / "notebooks", "executed": root / "build" / "executed", "results": root / "build" / "results"}
+    for d in dirs.values():
+        d.mkdir(parents=True)
     (root / "data" / "toy").mkdir(parents=True)
-    (root / "data" / "toy" / "README.md").write_text("# toy data\n")
-    specs = [("00_alpha", "Alpha: tracing", "Python, PyTorch basics", "45 min", [(40, 30), (64, 48)]),
-             ("01_beta", "Beta: shortcuts", "[00_alpha](00_alpha.ipynb)", "1.5 h", [(32, 32)])]
+    (root / "data" / "toy" / "README.md").write_text("# Toy data\n\nHow it was made.\n")
+    (root / "docs").mkdir()
+    (root / "docs" / "scaling.md").write_text("# Scaling up\n\nSet `TOOLKIT_MODEL`.\n")
+    specs = [("00_alpha", "00 · Alpha: tracing", "Python, PyTorch basics", "45 min",
+              [(40, 30, "Figure: Residual norms. norm against layer"), (64, 48, "<Figure size 64x48 with 1 Axes>")]),
+             ("01_beta", "01 · Beta: shortcuts", "[notebook 00](00_alpha.ipynb)", "1.5 h", [(32, 32, "Figure: a plot")])]
     for stem, title, prereq, time, figs in specs:
         master = new_notebook(cells=[
             new_markdown_cell(FIRST_CELL.format(stem=stem, title=title, prereq=prereq, time=time)),
             new_code_cell("import toolkit as tk"),
-            new_markdown_cell("## A section\n\nSee [this section](#A-section), [the data card](../data/toy/README.md), "
-                              "[the data folder](../data/toy) and [the other notebook](00_alpha.ipynb)."),
+            new_markdown_cell("## A section\n\nThe loss is $$\\mathcal L(\\theta) = \\sum_i x_i^2$$\n\n"
+                              "See [the data card](../data/toy/README.md), [scaling](../docs/scaling.md) and "
+                              "[the other notebook](00_alpha.ipynb)."),
             new_code_cell("plot()"),
         ])
+        master.cells[2].metadata["tags"] = ["exercise"]
         nbformat.write(master, dirs["notebooks"] / f"{stem}.ipynb")
         executed = nbformat.from_dict(json.loads(nbformat.writes(master)))
-        executed.cells[3].outputs = [image_output(w, h) for w, h in figs]
+        executed.cells[3].outputs = [image_output(w, h, text) for w, h, text in figs]
         executed.cells[3].execution_count = 1
         nbformat.write(executed, dirs["executed"] / f"{stem}.ipynb")
     (dirs["results"] / "00_alpha.json").write_text(json.dumps({
         "notebook": "00_alpha",
-        "metrics": {"patched_flip_rate": 0.875, "n_prompts": 8, "by_layer": {"l3": 0.5}},
-        "provenance": {"mode": "fast", "device": "cpu", "seed": 0, "commit": "abc123"},
+        "metrics": {"patched_flip_rate": 0.875, "n_prompts": 8},
+        "headline": [{"key": "patched_flip_rate", "label": "flip rate (fraction)", "meaning": "answers restored",
+                      "value": 0.875}],
+        "claims": [{"name": "patching restores the answer", "held": True, "against": "no patch", "numbers": {},
+                    "asserted": True}],
+        "provenance": {"mode": "fast", "device": "cpu", "seed": 0, "model": "toy"},
     }))
-    return dirs
+    return {**dirs, "book": root / "book", "site": root / "site"}
 
 
-# ---- the page builder, without a browser -----------------------------------------------------
-
-def test_parse_header_reads_the_course_map_fields():
-    head = bs.parse_header(FIRST_CELL.format(stem="s", title="T: x", prereq="a, b", time="~1 h"))
-    assert head == {"title": "T: x", "objectives": ["trace a model with `nnsight`", "patch **one** activation"],
-                    "prerequisites": "a, b", "time": "~1 h"}
+def build_book(d: dict[str, Path]) -> subprocess.CompletedProcess:
+    """`make book` on the miniature repository: sphinx-build on its book/, writing d["site"]."""
+    return subprocess.run([str(Path(sys.executable).parent / "sphinx-build"), "-q", "-b", "html", str(d["book"]),
+                           str(d["site"])], capture_output=True, text=True, timeout=600)
 
 
-def test_parse_header_joins_wrapped_lines_and_stops_at_a_paragraph():
-    head = bs.parse_header("# 03 · SAEs\n\n**Learning objectives**\n\n- train an SAE on\n  the residual stream\n\n- read it\n\n"
-                           "**Prerequisites:** notebooks 00 and 02;\nPyTorch.\n\n**Time estimate:** 1 h\n\nThe model is...")
-    assert head["objectives"] == ["train an SAE on the residual stream", "read it"]
-    assert head["prerequisites"] == "notebooks 00 and 02; PyTorch." and head["time"] == "1 h"
-    assert bs.short_title(head["title"], "03") == "SAEs"
+@pytest.fixture(scope="module")
+def book(tmp_path_factory) -> dict[str, Path]:
+    d = make_curriculum(tmp_path_factory.mktemp("repo"))
+    done = build_book(d)
+    assert done.returncode == 0, done.stderr[-3000:]
+    d["warnings"] = done.stderr
+    return d
 
 
-def test_site_has_map_metrics_thumbnails_and_is_offline(tmp_path):
-    d = make_curriculum(tmp_path)
-    index = bs.build_site(d["notebooks"], d["executed"], d["results"], d["site"])
-    text = index.read_text()
-    assert text.index("Alpha: tracing") < text.index("Beta: shortcuts")  # course order
+# ---- the book as HTML -------------------------------------------------------------------------
+
+def test_the_course_map_lists_chapters_in_order_with_prerequisites_time_and_claims(book):
+    text = (book["site"] / "index.html").read_text()
+    assert text.index("Alpha: tracing") < text.index("Beta: shortcuts")
     assert "45 min" in text and "1.5 h" in text and "Python, PyTorch basics" in text
-    assert 'href="notebooks/00_alpha.html"' in text  # a prerequisite .ipynb link points at the rendered page
-    assert "patched_flip_rate" in text and "0.875" in text and "by_layer.l3" in text
-    assert "No results file yet" in text  # 01_beta has none, and says so
-    (d["results"] / "01_beta.json").write_text(json.dumps({"metrics": {f"m{i:02d}": i for i in range(30)}}))
-    text = bs.build_site(d["notebooks"], d["executed"], d["results"], d["site"]).read_text()
-    assert "m23" in text and "m24" not in text and "and 6 more in" in text
-    assert sorted(p.name for p in (d["site"] / "figures").iterdir()) == ["00_alpha-1.png", "00_alpha-2.png", "01_beta-1.png"]
-    for page in [index, *(d["site"] / "notebooks").glob("*.html")]:
-        html = page.read_text()
-        for needle in ('src="http', "src='http", 'href="http://cdn', "cdnjs", "unpkg.com", "jsdelivr"):
-            assert needle not in html, f"{page.name} references the network: {needle}"
-    alpha = (d["site"] / "notebooks" / "00_alpha.html").read_text()
-    assert alpha.count('src="data:image/png;base64,') == 2  # figures embedded, not linked
-    assert "[Open In Colab]" in alpha  # the badge became text
-    assert 'href="../files/data/toy/README.md"' in alpha  # repo files linked from a notebook are copied
-    assert (d["site"] / "files" / "data" / "toy" / "README.md").is_file()
-    assert 'href="../notebooks/00_alpha.html"' in alpha  # notebook-to-notebook links point at pages
+    assert 'href="notebooks/00_alpha.html"' in text and text.count('href="notebooks/00_alpha.html"') >= 2  # map, prereq
+    assert "1 of 1" in text and "not run yet" in text  # 00 has results, 01 has none and says so
 
 
-def test_figures_lost_to_a_non_inline_backend_are_reported(tmp_path, capsys):
-    d = make_curriculum(tmp_path)
-    master = nbformat.read(d["notebooks"] / "01_beta.ipynb", as_version=4)
-    master.cells[3].source = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"
-    nbformat.write(master, d["notebooks"] / "01_beta.ipynb")
-    executed = nbformat.read(d["executed"] / "01_beta.ipynb", as_version=4)
-    executed.cells[3].outputs = []  # what MPLBACKEND=Agg leaves behind
-    nbformat.write(executed, d["executed"] / "01_beta.ipynb")
-    bs.build_site(d["notebooks"], d["executed"], d["results"], d["site"])
-    err = capsys.readouterr().err
-    assert "01_beta.ipynb has no figures although 01_beta plots" in err and "00_alpha" not in err
+def test_chapters_keep_their_figures_with_alt_text(book):
+    page = (book["site"] / "notebooks" / "00_alpha.html").read_text()
+    alts = re.findall(r'<img alt="([^"]*)" src="\.\./_images/', page)
+    assert len(alts) == 2 and alts[0].startswith("Residual norms. norm against layer")  # the figures' descriptions
+    assert all(alt.strip() for alt in alts)
+    assert ">Open In Colab</a>" in page  # the remote badge image became a plain link
+
+
+def test_math_links_and_the_book_are_offline(book):
+    site = book["site"]
+    page = (site / "notebooks" / "00_alpha.html").read_text()
+    assert "mathjax/tex-chtml.js" in page and (site / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert r"\mathcal L" in page  # left for the bundled MathJax to typeset
+    assert 'href="../data/toy/README.html"' in page and 'href="../docs/scaling.html"' in page
+    for html in site.rglob("*.html"):
+        for tag in re.findall(r"<(?:script|link|img)\b[^>]*>", html.read_text()):
+            assert not re.search(r'(?:src|href)="(?:https?:)?//', tag), f"{html.name} loads from the network: {tag}"
+
+
+def test_the_claims_page_shows_each_results_card(book):
+    text = (book["site"] / "claims.html").read_text()
+    assert "flip rate (fraction)" in text and "answers restored" in text
+    assert "patching restores the answer" in text and "1 of 1 asserted held" in text
 
 
 # ---- in the browser --------------------------------------------------------------------------
 
+# Collects errors from the moment the page starts (put first in <head>), then reports after load.
+ERRORS = """<script>window.__errors__ = [];
+window.addEventListener("error", function (e) { window.__errors__.push(String(e.message || e.type)); }, true);
+var __error__ = console.error; console.error = function () { window.__errors__.push([].join.call(arguments, " "));
+  __error__.apply(console, arguments); };</script>"""
+
 PROBE = """<script>
 window.addEventListener("load", function () {
-  var r = {images: [], links: [], ids: []};
+  var r = {images: [], links: [], ids: [], errors: window.__errors__ || []};
   Array.prototype.forEach.call(document.images, function (i) {
-    r.images.push({src: i.getAttribute("src").slice(0, 40), w: i.naturalWidth, h: i.naturalHeight, done: i.complete});
+    r.images.push({src: (i.getAttribute("src") || "").slice(0, 60), alt: i.getAttribute("alt") || "",
+                   w: i.naturalWidth, h: i.naturalHeight, done: i.complete});
   });
   Array.prototype.forEach.call(document.querySelectorAll("a[href]"), function (a) { r.links.push(a.getAttribute("href")); });
   Array.prototype.forEach.call(document.querySelectorAll("[id]"), function (e) { r.ids.push(e.id); });
@@ -193,6 +212,7 @@ def chromium_probe(page: Path) -> dict:
         pytest.fail("CI=true but no chromium binary: install Debian's `chromium` package (see .ci/run)")
     probe = page.with_name(f".probe-{page.name}")
     html = page.read_text(encoding="utf-8")
+    html = html.replace("<head>", "<head>" + ERRORS, 1) if "<head>" in html else ERRORS + html
     probe.write_text(html.replace("</body>", PROBE + "</body>") if "</body>" in html else html + PROBE, encoding="utf-8")
     with tempfile.TemporaryDirectory() as profile:
         cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -219,7 +239,7 @@ def crawl(index: Path) -> dict[Path, dict]:
         report = seen[page] = chromium_probe(page)
         for href in report["links"]:
             parts = urlsplit(href)
-            if parts.scheme in {"http", "https", "mailto"}:
+            if parts.scheme in {"http", "https", "mailto", "javascript"}:
                 continue  # the site works offline; outward links (Colab, GitHub) are not followed
             target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
             assert target.is_file(), f"{page.name}: link {href!r} points at a missing file"
@@ -230,66 +250,74 @@ def crawl(index: Path) -> dict[Path, dict]:
     return seen
 
 
+
+
+def screenshot(page: Path, out: Path, width: int, height: int) -> Path:
+    """A PNG of ``page`` at ``width`` x ``height`` CSS pixels, from headless Chromium."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+               f"--user-data-dir={profile}", f"--window-size={width},{height}", "--virtual-time-budget=5000",
+               f"--screenshot={out}", page.as_uri()]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    assert out.is_file(), f"no screenshot of {page} (rc {done.returncode}): {done.stderr[-800:]}"
+    return out
+
+
 @needs_chromium
-def test_every_link_resolves_and_every_page_shows_its_figures(tmp_path):
-    d = make_curriculum(tmp_path)
-    index = bs.build_site(d["notebooks"], d["executed"], d["results"], d["site"])
-    pages = crawl(index)
-    names = sorted(p.name for p in pages)
-    assert names == ["00_alpha.html", "01_beta.html", "index.html"], names
-    expected_figures = {"00_alpha.html": [(40, 30), (64, 48)], "01_beta.html": [(32, 32)]}
+def test_every_link_resolves_every_figure_decodes_and_the_console_is_clean(book):
+    pages = crawl(book["site"] / "index.html")
+    chapters = {p.name: r for p, r in pages.items() if p.parent.name == "notebooks"}
+    assert {"00_alpha.html", "01_beta.html"} <= set(chapters)
+    assert [(i["w"], i["h"]) for i in chapters["00_alpha.html"]["images"] if "_images" in i["src"]] == [(40, 30), (64, 48)]
     for page, report in pages.items():
-        images = report["images"]
-        assert images, f"{page.name} shows no images"
-        undecoded = [i for i in images if i["w"] == 0]
-        assert not undecoded, f"{page.name}: images that did not decode: {undecoded}"
-        if page.name in expected_figures:
-            assert [(i["w"], i["h"]) for i in images] == expected_figures[page.name]
-    assert len(pages[index.resolve()]["images"]) == 3  # thumbnails
+        assert not [i for i in report["images"] if i["w"] == 0], f"{page.name}: images that did not decode"
+        assert not report["errors"], f"{page.name}: console errors {report['errors']}"
 
 
 @needs_chromium
-def test_the_probe_can_fail_on_a_broken_image_and_a_dead_link(tmp_path):
-    d = make_curriculum(tmp_path)
-    index = bs.build_site(d["notebooks"], d["executed"], d["results"], d["site"])
-    (d["site"] / "figures" / "00_alpha-1.png").write_bytes(b"not a png")
-    report = chromium_probe(index)
-    assert [i["w"] for i in report["images"]].count(0) == 1
-    (d["site"] / "notebooks" / "01_beta.html").unlink()
+def test_the_probe_can_fail_on_a_broken_image_and_a_dead_link(book, tmp_path):
+    site = tmp_path / "site"
+    shutil.copytree(book["site"], site)
+    src = re.search(r'<img alt="[^"]*" src="\.\./(_images/[^"]+)"', (site / "notebooks" / "00_alpha.html").read_text())
+    (site / src.group(1)).write_bytes(b"not a png")
+    report = chromium_probe(site / "notebooks" / "00_alpha.html")
+    assert [i["w"] for i in report["images"]].count(0) >= 1
+    (site / "notebooks" / "01_beta.html").unlink()
     with pytest.raises(AssertionError, match="01_beta.html"):
-        crawl(index)
+        crawl(site / "index.html")
+
+
+@needs_chromium
+def test_screenshots_at_desktop_and_phone_widths(book):
+    shot = screenshot(book["site"] / "index.html", book["site"].parent / "shots" / "index-phone.png", 390, 844)
+    assert png_size(shot)[0] == 390
 
 
 REAL_SITE = ROOT / "build" / "site" / "index.html"
+SCREENSHOTS = ROOT / "build" / "screenshots"
 
 
 @needs_chromium
 @pytest.mark.skipif(not REAL_SITE.exists(), reason="build/site not built yet (run `make curriculum`)")
-def test_the_built_curriculum_site():
+def test_the_built_book():
     pages = crawl(REAL_SITE)
-    executed = sorted((ROOT / "build" / "executed").glob("[0-9]*.ipynb"))
+    executed = sorted((ROOT / "build" / "executed").glob("[0-9][0-9]_*.ipynb"))
+    assert executed, "build/site exists but build/executed has no notebooks"
     for nb_path in executed:
         page = (REAL_SITE.parent / "notebooks" / f"{nb_path.stem}.html").resolve()
-        assert page in pages, f"{page.name} is not linked from the index"
-        n_figures = len(bs.figures(nbformat.read(nb_path, as_version=4)))
-        master = ROOT / "notebooks" / nb_path.name
-        if master.exists() and bs.plots(nbformat.read(master, as_version=4)):
-            assert n_figures > 0, (f"{nb_path.name} plots but its executed copy has no figures: execute with the "
-                                   "inline matplotlib backend (MPLBACKEND=Agg suppresses them)")
-        decoded = [i for i in pages[page]["images"] if i["w"] > 0]
-        assert len(decoded) >= n_figures, f"{page.name}: {len(decoded)} decoded images, notebook has {n_figures} figures"
-
-
-def test_the_card_shows_which_claims_held(tmp_path):
-    claims = [{"name": "a beats b", "held": True, "against": "chance", "numbers": {"a": 0.7}, "asserted": True},
-              {"name": "c beats d", "held": False, "against": "base <x>", "numbers": {}, "asserted": True},
-              {"name": "peaks early", "held": False, "against": "alpha 0", "numbers": {}, "asserted": False}]
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps({"notebook": "nb", "metrics": {"m": 1}, "claims": claims}))
-    html_ = bs._claims_table(bs.load_claims(path))
-    assert "Claims: 1 of 2 held" in html_ and "1 more reported, not asserted" in html_
-    assert html_.count("badge held") == 1 and html_.count("badge failed") == 1 and "did not hold (reported)" in html_
-    assert "base &lt;x&gt;" in html_  # escaped
-    old = tmp_path / "old.json"
-    old.write_text(json.dumps({"notebook": "nb", "metrics": {"m": 1}}))
-    assert bs.load_claims(old) == [] and bs._claims_table([]) == ""
+        assert page in pages, f"{page.name} is not reachable from the index"
+        nb = nbformat.read(nb_path, as_version=4)
+        n_figures = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                        if any(k.startswith("image/") for k in o.get("data", {})))
+        shown = [i for i in pages[page]["images"] if "_images" in i["src"]]
+        assert len(shown) >= n_figures and all(i["w"] > 0 for i in shown), (
+            f"{page.name}: {len(shown)} figures shown (decoded: {sum(i['w'] > 0 for i in shown)}), notebook has {n_figures}")
+        assert all(i["alt"].strip() for i in shown), f"{page.name}: figures without alt text"
+    for page, report in pages.items():
+        assert not report["errors"], f"{page.name}: console errors {report['errors']}"
+    chapter = (REAL_SITE.parent / "notebooks" / f"{executed[0].stem}.html")
+    for name, page in (("index", REAL_SITE), ("chapter", chapter)):
+        for form, (w, h) in (("desktop", (1280, 900)), ("phone", (390, 844))):
+            shot = screenshot(page, SCREENSHOTS / f"{name}-{form}.png", w, h)
+            assert png_size(shot)[0] == w

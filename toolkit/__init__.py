@@ -15,6 +15,9 @@ from . import config
 from .config import pick, seed_everything
 
 config.apply_threads()  # TOOLKIT_THREADS, or one thread in fast mode (see config.apply_threads)
+from . import figure_text
+
+figure_text.register()  # in a notebook, a figure's text form describes it (the book's alt text)
 from .models import DEFAULT_ENCODER, DEFAULT_MODEL, Model, load_encoder, load_model
 from .provenance import provenance, save_results
 from .claims import ClaimFailed, claim, claims_table
