@@ -54,7 +54,7 @@ def local_disentanglement(X_train, y_train, X_test, y_test, p, random_state=0):
     for _ in range(p + 1):
         tree = DecisionTreeClassifier(max_depth=1, random_state=random_state).fit(X_train[:, columns], y_train)
         accs.append(float(np.mean(tree.predict(X_test[:, columns]) == y_test)))
-        columns.remove(int(tree.tree_.feature[0]))
+        columns = [c for c in columns if c != tree.tree_.feature[0]]
     return float(np.clip(2 * (accs[0] - accs[p]), 0.0, 1.0))
 ''',
         "not cumulative: only the latest root latent is removed": '''
