@@ -442,10 +442,22 @@ def _convert_gguf(spec: EmbeddedModel, gguf: Path, target: Path) -> None:
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from transformers.utils import logging as hf_logging
+
+    from .progress import _to_log
+
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     if not spec.chat:
         tokenizer.chat_template = None
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # transformers' per-tensor bars would write hundreds of carriage-return updates into a log; we print one line.
+    quiet = _to_log()
+    if quiet:
+        hf_logging.disable_progress_bar()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    finally:
+        if quiet:
+            hf_logging.enable_progress_bar()
     # A GGUF-loaded model refuses save_pretrained; drop the quantization marker and save by hand.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
