@@ -450,14 +450,25 @@ def _convert_gguf(spec: EmbeddedModel, gguf: Path, target: Path) -> None:
     if not spec.chat:
         tokenizer.chat_template = None
     # transformers' per-tensor bars would write hundreds of carriage-return updates into a log; we print one line.
+    # Its GGUF reader calls tqdm by the name it imported, so that name is pointed at our bar for the call
+    # (a widget in a notebook, a line every 30 s in a log).
+    import transformers.modeling_gguf_pytorch_utils as gguf_reader
+
+    from .progress import progress_bar
+
     quiet = _to_log()
+    reader_bar = getattr(gguf_reader, "tqdm", None)
     if quiet:
         hf_logging.disable_progress_bar()
+    if reader_bar is not None:
+        gguf_reader.tqdm = progress_bar
     try:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     finally:
         if quiet:
             hf_logging.enable_progress_bar()
+        if reader_bar is not None:
+            gguf_reader.tqdm = reader_bar
     # A GGUF-loaded model refuses save_pretrained; drop the quantization marker and save by hand.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
