@@ -31,33 +31,44 @@ def _path(app, value: str) -> Path:
     return (Path(app.confdir) / value).resolve()
 
 
-def _alt_text(cell, chapter: str, index: int) -> str | None:
-    """Alt text for a cell's figures: the figures' own descriptions, else what the cell is."""
-    images = [o for o in cell.get("outputs", []) if any(k.startswith("image/") for k in o.get("data", {}))]
-    if not images:
-        return None
-    described = [o["data"].get("text/plain", "") for o in images]
-    described = [d.removeprefix("Figure: ").strip() for d in described if d.startswith("Figure: ")]
-    if described:
-        return " / ".join(described)
+def _alt_texts(cell, chapter: str, index: int) -> list[str]:
+    """One alt text per figure of a cell: the figure's own description, else what drew it."""
     first = next((line for line in cell.source.splitlines() if line.strip() and not line.startswith("#")), "")
-    return f"Figure from {chapter}, cell {index}, drawn by {first.strip()[:80]!r}"
+    out = []
+    for output in cell.get("outputs", []):
+        data = output.get("data", {})
+        if any(k.startswith("image/") for k in data):
+            text = str(data.get("text/plain", ""))
+            out.append(text.removeprefix("Figure: ").strip() if text.startswith("Figure: ")
+                       else f"Figure from {chapter}, cell {index}, drawn by {first.strip()[:80]!r}")
+    return out
 
 
 def copy_chapter(source: Path, target: Path) -> int:
-    """Copy one executed notebook, giving each figure alt text; returns how many cells have figures."""
+    """Copy one executed notebook, noting each figure's alt text; returns how many figures it has."""
     nb = nbformat.read(source, as_version=4)
-    with_figures = 0
+    figures = 0
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
             # A remote image (the Colab badge) would load from the network: keep its text, as a link if it was one.
             cell.source = REMOTE_IMAGE.sub(r"\1", cell.source)
-        alt = _alt_text(cell, source.stem, i) if cell.cell_type == "code" else None
-        if alt:
-            with_figures += 1
-            cell.metadata.setdefault("mystnb", {}).setdefault("image", {})["alt"] = alt
+        elif cell.cell_type == "code":
+            alts = _alt_texts(cell, source.stem, i)
+            if alts:
+                figures += len(alts)
+                cell.metadata["course_alt"] = alts
     nbformat.write(nb, target)
-    return with_figures
+    return figures
+
+
+def set_alt_text(app, doctree) -> None:
+    """Give each figure of a chapter its own alt text (MyST-NB itself offers one text per cell)."""
+    from docutils import nodes
+
+    for cell in doctree.findall(lambda n: isinstance(n, nodes.container) and n.get("nb_element") == "cell_code"):
+        alts = (cell.get("cell_metadata") or {}).get("course_alt") or []
+        for image, alt in zip(cell.findall(nodes.image), alts):
+            image["alt"] = alt
 
 
 def assemble(app) -> None:
@@ -90,8 +101,9 @@ def _labelled(text: str, label: str) -> str:
 def chapter_header(nb) -> dict[str, str]:
     first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
     title = next((line.lstrip("#").strip() for line in first.splitlines() if re.match(r"^#\s", line)), "")
-    return {"title": title, "prerequisites": _labelled(first, "Prerequisites"),
-            "time": _labelled(first, "Time estimate")}
+    # The map keeps the estimate itself; the asides after it ("(fast mode runs in …)") stay in the chapter.
+    time = re.split(r"\s*[(;]|\.\s", _labelled(first, "Time estimate"))[0].rstrip(".")
+    return {"title": title, "prerequisites": _labelled(first, "Prerequisites"), "time": time}
 
 
 def _cell(text: str) -> str:
@@ -120,7 +132,7 @@ class CourseMap(SphinxDirective):
             self.env.note_dependency(str(path))
             built = (Path(self.env.srcdir) / "notebooks" / path.name).exists()
             title = _cell(re.sub(r"^\d\d\s*[·:.\-–—]\s*", "", head["title"]) or path.stem)
-            chapter = f"[{title}](notebooks/{path.name})" if built else f"{title} (not executed in this build)"
+            chapter = f"[{title}](notebooks/{path.name})" if built else f"{title} (not in this build)"
             n_ex = sum("exercise" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
             # Links in a master's first cell are relative to notebooks/; the map lives one folder up.
             prereq = re.sub(r"\]\((?![a-z]+:|/|#)([^)]+)\)", r"](notebooks/\1)", head["prerequisites"])
@@ -171,6 +183,7 @@ def setup(app):
     app.add_config_value("course_results", "../build/results", "env")
     app.add_config_value("course_repo_pages", ["docs/*.md"], "env")
     app.connect("builder-inited", assemble)
+    app.connect("doctree-read", set_alt_text)
     app.add_directive("course-map", CourseMap)
     app.add_directive("claims-summary", ClaimsSummary)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
