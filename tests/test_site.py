@@ -295,6 +295,8 @@ def test_screenshots_at_desktop_and_phone_widths(book):
 
 
 REAL_SITE = ROOT / "build" / "site" / "index.html"
+# What a reader should not see under a cell: a Python warning, or a number printed as np.float64(...).
+READER_NOISE = re.compile(r"\w*Warning:|is deprecated|np\.(?:float|int)\d+\(")
 SCREENSHOTS = ROOT / "build" / "screenshots"
 
 
@@ -316,6 +318,10 @@ def test_the_built_book():
         assert all(i["alt"].strip() for i in shown), f"{page.name}: figures without alt text"
     for page, report in pages.items():
         assert not report["errors"], f"{page.name}: console errors {report['errors']}"
+    noise = [(nb_path.name, i, m.group(0)) for nb_path in executed
+             for i, c in enumerate(nbformat.read(nb_path, as_version=4).cells) for o in c.get("outputs", [])
+             for m in [READER_NOISE.search(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")))] if m]
+    assert not noise, f"warnings or numpy reprs in the reader's view: {noise[:5]}"
     chapter = (REAL_SITE.parent / "notebooks" / f"{executed[0].stem}.html")
     for name, page in (("index", REAL_SITE), ("chapter", chapter)):
         for form, (w, h) in (("desktop", (1280, 900)), ("phone", (390, 844))):
