@@ -23,7 +23,7 @@ def fresh_ledger(monkeypatch):
 
 
 def test_a_claim_that_holds_is_recorded_with_its_numbers():
-    assert tk.claim("a beats b", np.float64(0.7) > 0.5, against="chance", a=np.float32(0.7), b=0.5) is True
+    assert tk.claim("a beats b", np.float64(0.7) > 0.5, against="chance", a=np.float32(0.7), b=0.5).held is True
     (c,) = claims.ledger()
     assert c["name"] == "a beats b" and c["held"] is True and c["against"] == "chance"
     assert c["numbers"]["b"] == 0.5 and abs(c["numbers"]["a"] - 0.7) < 1e-6
@@ -38,7 +38,7 @@ def test_in_fast_mode_a_claim_that_fails_fails_like_an_assert(monkeypatch):
 
 def test_in_full_mode_a_failed_claim_is_recorded_and_the_run_goes_on(monkeypatch, capsys):
     monkeypatch.setenv("TOOLKIT_FAST", "0")
-    assert tk.claim("a beats b", torch.tensor(False), against="chance", a=0.3) is False
+    assert tk.claim("a beats b", torch.tensor(False), against="chance", a=0.3).held is False
     assert "did NOT hold" in capsys.readouterr().out
     tk.claim("c beats d", True, against="chance")
     table = tk.claims_table()
@@ -108,10 +108,10 @@ def test_the_summary_lists_what_did_not_hold_and_strict_mode_fails(tmp_path, mon
 
 def test_a_model_specific_claim_is_recorded_and_never_asserted(monkeypatch, capsys):
     monkeypatch.setenv("TOOLKIT_FAST", "1")
-    assert tk.claim("peaks on the toward side", False, against="alpha 0", model_specific=True, peak=0.0) is False
+    assert tk.claim("peaks on the toward side", False, against="alpha 0", model_specific=True, peak=0.0).held is False
     assert "some models and not on others" in capsys.readouterr().out
     # any other reason works the same way, and is kept with the claim
-    assert tk.claim("rises at every seed", False, against="alpha 0", reported="seed 2 fell short") is False
+    assert tk.claim("rises at every seed", False, against="alpha 0", reported="seed 2 fell short").held is False
     assert "reported, not asserted: seed 2 fell short" in capsys.readouterr().out
     first, second = claims.ledger()
     assert first["held"] is False and first["asserted"] is False and first["reported"] == claims.MODEL_SPECIFIC
@@ -156,3 +156,11 @@ def test_compare_numbers_gives_each_value_and_its_spread(tmp_path, monkeypatch):
     assert out.returncode == 0 and "0.7 to 0.9" in out.stdout
     bad = subprocess.run([sys.executable, str(script), "--numbers", str(tmp_path / "s0")], capture_output=True, text=True)
     assert bad.returncode == 2 and "--numbers goes with --compare" in bad.stderr
+
+
+def test_a_claim_reads_as_a_sentence_and_lists_keep_whole_numbers():
+    from IPython.lib.pretty import pretty
+
+    c = tk.claim("k matters", True, against="k = 8", ks=np.array([8, 64]), fvu=[0.50929862, 0.1])
+    assert bool(c) and c.numbers["ks"] == [8, 64] and isinstance(c.numbers["ks"][0], int)
+    assert pretty(c) == "claim held: k matters [ks=[8, 64], fvu=[0.5093, 0.1]] (against: k = 8)"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+import numbers as numbers_
 from typing import Any
 
 from . import config
@@ -50,6 +51,13 @@ class Claim:
     def asserted(self) -> bool:
         return not self.reported
 
+    def __bool__(self) -> bool:  # `if tk.claim(...)` reads as whether it held
+        return self.held
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # A cell that ends with tk.claim(...) shows the claim in words, not a bare True.
+        printer.text(self.describe())
+
     def describe(self) -> str:
         nums = ", ".join(f"{k}={_fmt(v)}" for k, v in self.numbers.items())
         verdict = "held" if self.held else "did NOT hold"
@@ -67,6 +75,8 @@ class Claim:
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
     return str(v)
 
 
@@ -94,7 +104,9 @@ def _number(name: str, value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     try:
-        as_list = [float(x) for x in value]
+        # Whole numbers stay whole (a list of k values reads [8, 64], not [8.0, 64.0]).
+        as_list = [int(x) if isinstance(x, numbers_.Integral) or (hasattr(x, "dtype") and x.dtype.kind in "iu")
+                   else float(x) for x in value]
     except TypeError:
         raise TypeError(f"claim number {name}={value!r} must be a number, a string or a short list of numbers") from None
     return as_list
@@ -104,8 +116,8 @@ MODEL_SPECIFIC = "it holds on some models and not on others"
 
 
 def claim(name: str, held: Any, *, against: str, reported: str | None = None, model_specific: bool = False,
-          **numbers: Any) -> bool:
-    """State a scientific claim; return whether it held.
+          **numbers: Any) -> Claim:
+    """State a scientific claim; return it (true when it held; in a notebook it shows as a sentence).
 
     Args:
         name: what is claimed, as a sentence a reader can cite ("the G-SAE latent detects the concept
@@ -145,7 +157,7 @@ def claim(name: str, held: Any, *, against: str, reported: str | None = None, mo
         if how == "assert":
             raise ClaimFailed(record.describe())
         print(f"[toolkit] {record.describe()}; recorded, and the run goes on (TOOLKIT_CLAIMS=record)")
-    return outcome
+    return record
 
 
 def ledger() -> list[dict[str, Any]]:
