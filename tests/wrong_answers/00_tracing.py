@@ -47,10 +47,10 @@ def logit_lens_top(model, prompt):
         "skips the final norm: unembeds the raw residual stream": '''
 def logit_lens_top(model, prompt):
     blocks = list(range(model.n_layers))
-    last = tk.get_activations(model, [prompt], layer=blocks, reduce="last")
+    acts = tk.get_activations(model, [prompt], layer=blocks)
     head = model.hf.get_output_embeddings()
     with torch.no_grad():
-        read_out = head(torch.cat([last[b] for b in blocks]))
+        read_out = head(torch.stack([acts[b].rows[-1] for b in blocks]))
     return [model.tokenizer.decode(i) for i in read_out.argmax(-1)]
 ''',
         "off by one: reads each block's input (the embeddings, then blocks 0..n-2)": '''
@@ -64,8 +64,8 @@ def logit_lens_top(model, prompt):
         "returns token ids instead of decoded strings": '''
 def logit_lens_top(model, prompt):
     blocks = list(range(model.n_layers))
-    last = tk.get_activations(model, [prompt], layer=blocks, reduce="last")
-    return model.unembed(torch.cat([last[b] for b in blocks])).argmax(-1).tolist()
+    acts = tk.get_activations(model, [prompt], layer=blocks)
+    return model.unembed(torch.stack([acts[b].rows[-1] for b in blocks])).argmax(-1).tolist()
 ''',
     },
     "patch_effect": {
