@@ -21,6 +21,7 @@ reported with the notebook and cell number.
 from __future__ import annotations
 
 import ast
+import linecache
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,15 +338,25 @@ def run_exercise(nb, ex: Exercise, solution_source: str | None = None) -> BaseEx
     Returns the exception the check raised, or None if it passed.
     """
     ns = _Namespace(__name__="__exercise__")
-    exec(compile(notebook_imports(nb), f"<{ex.notebook} imports>", "exec"), ns)
+    _exec(notebook_imports(nb), f"<{ex.notebook} imports>", ns)
     source = nb.cells[ex.cell_index].source if solution_source is None else solution_source
     try:
-        exec(compile(_python_source(source), f"<{ex.notebook} cell {ex.cell_index}>", "exec"), ns)
+        _exec(_python_source(source), f"<{ex.notebook} cell {ex.cell_index}>", ns)
         for j in sorted(set(ex.check_def_cells) | set(ex.check_call_cells) | _helper_cells(nb, ex)):
-            exec(compile(_python_source(nb.cells[j].source), f"<{ex.notebook} cell {j}>", "exec"), ns)
+            _exec(_python_source(nb.cells[j].source), f"<{ex.notebook} cell {j}>", ns)
     except Exception as e:  # the check failing is the point
         return e
     return None
+
+
+def _exec(source: str, filename: str, ns: dict) -> None:
+    """exec ``source`` with its text registered under ``filename``, as IPython does for a cell.
+
+    nnsight finds the body of a `with model.nn.trace(...)` block by reading the caller's source, so code
+    without a file behind it (plain exec) could not trace; registering it in linecache lets it.
+    """
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), ns)
 
 
 def verify_stub_fails(master, student, ex: Exercise) -> Verdict:
