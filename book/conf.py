@@ -22,6 +22,7 @@ course_executed = "../build/executed"
 course_results = "../build/results"
 course_repo_pages = ["docs/*.md", "data/**/README.md", "notebooks/README.md"]
 
+nb_ipywidgets_js = {}  # no widget JavaScript from a CDN (course.py keeps each widget's text instead)
 nb_execution_mode = "off"  # the notebooks were executed by `make curriculum`; never twice
 nb_render_markdown_format = "myst"  # the results card under each chapter's last cell is markdown
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "html_image"]

@@ -97,7 +97,12 @@ def make_curriculum(root: Path) -> dict[str, Path]:
         master.cells[2].metadata["tags"] = ["exercise"]
         nbformat.write(master, dirs["notebooks"] / f"{stem}.ipynb")
         executed = nbformat.from_dict(json.loads(nbformat.writes(master)))
-        executed.cells[3].outputs = [image_output(w, h, text) for w, h, text in figs]
+        executed.cells[3].outputs = [image_output(w, h, text) for w, h, text in figs] + [new_output(
+            "display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2,
+                                                                               "version_minor": 0},
+                                  "text/plain": "steps: 100%|##########| 5/5"})]
+        executed.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2,
+                                                                                     "version_minor": 0}}
         executed.cells[3].execution_count = 1
         nbformat.write(executed, dirs["executed"] / f"{stem}.ipynb")
     (dirs["results"] / "00_alpha.json").write_text(json.dumps({
@@ -151,6 +156,12 @@ def test_math_links_and_the_book_are_offline(book):
     assert "mathjax/tex-chtml.js" in page and (site / "_static" / "mathjax" / "tex-chtml.js").is_file()
     assert r"\mathcal L" in page  # left for the bundled MathJax to typeset
     assert 'href="../data/toy/README.html"' in page and 'href="../docs/scaling.html"' in page
+    assert_offline(site)
+    assert "steps: 100%" in page  # a progress widget keeps its text
+
+
+def assert_offline(site: Path) -> None:
+    """No page loads a script, stylesheet or image from the network."""
     for html in site.rglob("*.html"):
         for tag in re.findall(r"<(?:script|link|img)\b[^>]*>", html.read_text()):
             assert not re.search(r'(?:src|href)="(?:https?:)?//', tag), f"{html.name} loads from the network: {tag}"
@@ -166,7 +177,8 @@ def test_the_claims_page_shows_each_results_card(book):
 
 # Collects errors from the moment the page starts (put first in <head>), then reports after load.
 ERRORS = """<script>window.__errors__ = [];
-window.addEventListener("error", function (e) { window.__errors__.push(String(e.message || e.type)); }, true);
+window.addEventListener("error", function (e) {  // a script error, or a resource that failed to load
+  var t = e.target || {}; window.__errors__.push(String(e.message || t.src || t.href || e.type)); }, true);
 var __error__ = console.error; console.error = function () { window.__errors__.push([].join.call(arguments, " "));
   __error__.apply(console, arguments); };</script>"""
 
@@ -303,6 +315,7 @@ SCREENSHOTS = ROOT / "build" / "screenshots"
 @needs_chromium
 @pytest.mark.skipif(not REAL_SITE.exists(), reason="build/site not built yet (run `make curriculum`)")
 def test_the_built_book():
+    assert_offline(REAL_SITE.parent)
     pages = crawl(REAL_SITE)
     executed = sorted((ROOT / "build" / "executed").glob("[0-9][0-9]_*.ipynb"))
     assert executed, "build/site exists but build/executed has no notebooks"

@@ -24,6 +24,7 @@ from sphinx.util.docutils import SphinxDirective
 logger = logging.getLogger(__name__)
 CHAPTER = re.compile(r"^\d\d_.+\.ipynb$")
 REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\((?:https?:)?//[^)]+\)")
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 GENERATED = ("notebooks", "docs", "data")  # folders of the source tree that the build writes
 
 
@@ -47,6 +48,16 @@ def _alt_texts(cell, chapter: str, index: int) -> list[str]:
 def copy_chapter(source: Path, target: Path) -> int:
     """Copy one executed notebook, noting each figure's alt text; returns how many figures it has."""
     nb = nbformat.read(source, as_version=4)
+    # Progress-bar widgets have no static rendering, and their JavaScript would come from a CDN: keep each
+    # bar's plain-text form (its final state) instead, and drop the saved widget state.
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_MIME in data and "text/plain" in data:
+                del data[WIDGET_MIME]
+            elif WIDGET_MIME in data:
+                output["data"] = {"text/plain": ""}
     figures = 0
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
