@@ -157,7 +157,13 @@ def headline_rows(metrics: dict[str, Any], headline: dict[str, tuple[str, str]])
     return rows
 
 
-def _cell(value: Any) -> str:
+def claim_counts(found: list[dict[str, Any]]) -> tuple[int, int]:
+    """(asserted claims that held, asserted claims) of a results file's ``claims`` list."""
+    asserted = [c for c in found if c.get("asserted", True)]
+    return sum(bool(c.get("held")) for c in asserted), len(asserted)
+
+
+def markdown_cell(value: Any) -> str:
     """A value as a markdown table cell: numbers to 3 significant digits, pipes escaped."""
     if isinstance(value, bool):
         text = "yes" if value else "no"
@@ -179,19 +185,18 @@ def results_markdown(record: dict[str, Any]) -> str:
              f"{prov.get('mode', '?')} mode, seed {prov.get('seed', '?')}, {prov.get('device', '?')}", ""]
     if record.get("headline"):
         lines += ["| headline metric | value | what it means |", "|---|---|---|"]
-        lines += [f"| {_cell(r['label'])} | {_cell(r['value'])} | {_cell(r['meaning'])} |" for r in record["headline"]]
+        lines += [f"| {markdown_cell(r['label'])} | {markdown_cell(r['value'])} | {markdown_cell(r['meaning'])} |" for r in record["headline"]]
         lines.append("")
     found = record.get("claims") or []
-    asserted = [c for c in found if c.get("asserted", True)]
-    held = sum(bool(c.get("held")) for c in asserted)
+    held, asserted = claim_counts(found)
     if found:
-        lines += [f"**Claims: {held} of {len(asserted)} asserted held**"
-                  + (f"; {len(found) - len(asserted)} more reported, not asserted" if len(found) > len(asserted) else ""),
+        lines += [f"**Claims: {held} of {asserted} asserted held**"
+                  + (f"; {len(found) - asserted} more reported, not asserted" if len(found) > asserted else ""),
                   "", "| claim | held | against | numbers |", "|---|---|---|---|"]
         for c in found:
             verdict = ("held" if c.get("held") else "did not hold") + ("" if c.get("asserted", True) else " (reported)")
-            numbers = ", ".join(f"{k} = {_cell(v)}" for k, v in (c.get("numbers") or {}).items())
-            lines.append(f"| {_cell(c.get('name', ''))} | {verdict} | {_cell(c.get('against', ''))} | {numbers} |")
+            numbers = ", ".join(f"{k} = {markdown_cell(v)}" for k, v in (c.get("numbers") or {}).items())
+            lines.append(f"| {markdown_cell(c.get('name', ''))} | {verdict} | {markdown_cell(c.get('against', ''))} | {numbers} |")
     return "\n".join(lines) + "\n"
 
 

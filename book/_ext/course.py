@@ -117,23 +117,22 @@ def chapter_header(nb) -> dict[str, str]:
     return {"title": title, "prerequisites": _labelled(first, "Prerequisites"), "time": time}
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def _claims_held(path: Path) -> str:
+    from toolkit.provenance import claim_counts
+
     try:
         claims = json.loads(path.read_text()).get("claims") or []
     except (OSError, ValueError):
         return "not run yet"
-    asserted = [c for c in claims if c.get("asserted", True)]
-    return f"{sum(bool(c.get('held')) for c in asserted)} of {len(asserted)}"
+    return "{} of {}".format(*claim_counts(claims))
 
 
 class CourseMap(SphinxDirective):
     """The chapters in order, with prerequisites, time, exercises and claims held."""
 
     def run(self):
+        from toolkit.provenance import markdown_cell
+
         masters = _path(self.env.app, self.config.course_masters)
         results = _path(self.env.app, self.config.course_results)
         rows = ["| # | chapter | prerequisites | time | exercises | claims held |", "|---|---|---|---|---|---|"]
@@ -142,12 +141,12 @@ class CourseMap(SphinxDirective):
             head = chapter_header(nb)
             self.env.note_dependency(str(path))
             built = (Path(self.env.srcdir) / "notebooks" / path.name).exists()
-            title = _cell(re.sub(r"^\d\d\s*[·:.\-–—]\s*", "", head["title"]) or path.stem)
+            title = markdown_cell(re.sub(r"^\d\d\s*[·:.\-–—]\s*", "", head["title"]) or path.stem)
             chapter = f"[{title}](notebooks/{path.name})" if built else f"{title} (not in this build)"
             n_ex = sum("exercise" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
             # Links in a master's first cell are relative to notebooks/; the map lives one folder up.
             prereq = re.sub(r"\]\((?![a-z]+:|/|#)([^)]+)\)", r"](notebooks/\1)", head["prerequisites"])
-            rows.append(f"| {path.name[:2]} | {chapter} | {_cell(prereq)} | {_cell(head['time'])} "
+            rows.append(f"| {path.name[:2]} | {chapter} | {markdown_cell(prereq)} | {markdown_cell(head['time'])} "
                         f"| {n_ex} | {_claims_held(results / (path.stem + '.json'))} |")
         return self._parse(rows)
 
